@@ -1,0 +1,3 @@
+from chatgpt_wecom.cli import main
+
+main()

@@ -1,0 +1,301 @@
+"""Configuration: the Go project's `config.yml` keys and env names, validated once at start-up.
+
+Precedence: environment variables (the Go project's names, e.g. `CORP_ID`, `APIKEY`) override the YAML file, and the
+file overrides the defaults. An empty environment variable is ignored, as in the Go project. Lists in the
+environment are comma-separated (`ALLOW_USERS=alice,bob`).
+
+A bad value becomes a `ConfigError` whose lines each name one key and never contain a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PATH = Path("config.yml")
+
+DEFAULT_HELP = (
+    "Commands:\n\n"
+    "=================================\n\n"
+    "🙋 单聊 👉 单独聊天，缺省\n\n"
+    "🗣 串聊 👉 带上下文聊天\n\n"
+    "🔃 重置 👉 重置带上下文聊天\n\n"
+    "🚀 帮助 👉 显示帮助信息\n\n"
+    "================================="
+)
+
+UserList = Annotated[list[str], NoDecode]
+
+_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+_SECRET_FIELDS = frozenset({"agent_secret", "receive_msg_token", "receive_msg_key", "api_key", "azure_openai_token"})
+
+
+class ConfigError(Exception):
+    """Configuration that cannot run. `lines` are readable, name the key, and hold no secret."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _check_url(value: str, key: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    value = value.strip()
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return value.rstrip("/") if key != "http_proxy" else value
+
+
+class Settings(BaseSettings):
+    """Everything the daemon reads at start-up. Field names are the `config.yml` keys."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, env_ignore_empty=True, extra="ignore", validate_default=True
+    )
+
+    # --- kept from the Go project -------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level: debug, info, warning or error."
+    )
+    corp_id: str = Field(description="企业ID: My Company → Company Info → CorpID (starts with ww…).")
+    agent_id: int = Field(description="The self-built app's AgentId, a number such as 1000002.")
+    agent_secret: SecretStr = Field(description="The app's Secret (应用管理 → app → Secret).")
+    receive_msg_token: SecretStr = Field(description="接收消息 → 设置API接收 → Token.")
+    receive_msg_key: SecretStr = Field(description="接收消息 → 设置API接收 → EncodingAESKey (43 characters).")
+    api_key: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("api_key", "apikey"),
+        description="Model API key (env APIKEY). Not needed with azure_on.",
+    )
+    base_url: str = Field(
+        "",
+        description="Scheme and host of an OpenAI-compatible API; an empty path gets /v1, any other path is "
+        "used as given. Empty means OpenAI's own. With azure_on it replaces the Azure endpoint.",
+    )
+    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
+    session_timeout: int = Field(
+        600, ge=1, description="Seconds of silence after which a 串聊 conversation starts afresh."
+    )
+    max_question_len: int = Field(2048, ge=1, description="Longest question accepted, in characters.")
+    max_answer_len: int = Field(2048, ge=1, description="max_tokens for the model's answer.")
+    max_text: int = Field(4096, ge=256, description="Token budget of the context sent to the model.")
+    http_proxy: str = Field("", description="Proxy for model calls: http://… or socks5://…; empty for none.")
+    default_mode: Literal["单聊", "串聊"] = Field("单聊", description="Mode of a user who has not chosen one.")
+    max_request: int = Field(0, ge=0, description="Questions per user per day; 0 means no limit.")
+    port: int = Field(8090, ge=1, le=65535, description="TCP port of the WeCom callback.")
+    service_url: str = Field("", description="Public base URL of this service (used for history links).")
+    allow_users: UserList = Field(default_factory=list, description="When non-empty, only these may chat.")
+    deny_users: UserList = Field(default_factory=list, description="These may not chat (admins excepted).")
+    vip_users: UserList = Field(default_factory=list, description="Never limited by max_request.")
+    admin_users: UserList = Field(default_factory=list, description="May use admin commands; never limited.")
+    sensitive_words: UserList = Field(
+        default_factory=list, description="Questions containing one are refused; in answers they become 🚫."
+    )
+    help: str = Field(DEFAULT_HELP, description="The reply to 帮助.")
+    azure_on: bool = Field(False, description="Send model calls to Azure OpenAI.")
+    azure_api_version: str = Field("2024-06-01", description="Azure api-version.")
+    azure_resource_name: str = Field("", description="Azure resource: https://{name}.openai.azure.com.")
+    azure_deployment_name: str = Field("", description="Azure deployment name.")
+    azure_openai_token: SecretStr = Field(SecretStr(""), description="Azure api-key.")
+
+    # --- new keys -------------------------------------------------------------------------------
+    wecom_api_base: str = Field(
+        "https://qyapi.weixin.qq.com",
+        description="WeCom server API base (a reverse proxy with a fixed IP works).",
+    )
+    host: str = Field("0.0.0.0", description="Address the callback listens on.")  # noqa: S104
+    data_dir: Path = Field(
+        Path("data"), description="SQLite, images and the control socket; relative to the config file."
+    )
+    control_socket: Path | None = Field(None, description="Unix socket of the control API.")
+    timezone: str = Field("Asia/Shanghai", description="Quotas reset at local midnight in this zone.")
+    reply_format: Literal["markdown", "text"] = Field("markdown", description="WeCom message type of answers.")
+    model_timeout: float = Field(120.0, gt=0, description="Seconds to wait for one model call.")
+    model_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed model call.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+    @field_validator("allow_users", "deny_users", "vip_users", "admin_users", "sensitive_words", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(v).strip() for v in value if v is not None and str(v).strip()]
+        return value
+
+    @field_validator("agent_id", "port", mode="before")
+    @classmethod
+    def _number_from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                raise ValueError("is empty")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return "warning" if value == "warn" else value
+        return value
+
+    @field_validator("corp_id")
+    @classmethod
+    def _corp_id(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("receive_msg_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value().strip()
+        if not _AES_KEY.fullmatch(key):
+            raise ValueError(f"must be exactly 43 letters and digits (got {len(key)} characters)")
+        return SecretStr(key)
+
+    @field_validator("agent_secret", "receive_msg_token")
+    @classmethod
+    def _non_empty_secret(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("base_url", "service_url", "wecom_api_base")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value, "url")
+
+    @field_validator("http_proxy")
+    @classmethod
+    def _proxy(cls, value: str) -> str:
+        return _check_url(value, "http_proxy", ("http", "https", "socks5", "socks5h"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known time zone (e.g. Asia/Shanghai)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _model_endpoint(self) -> Settings:
+        if self.azure_on:
+            missing = [k for k in ("azure_deployment_name", "azure_api_version") if not str(getattr(self, k)).strip()]
+            if not self.azure_openai_token.get_secret_value():
+                missing.append("azure_openai_token")
+            if not self.azure_resource_name and not self.base_url:
+                missing.append("azure_resource_name")
+            if missing:
+                raise ValueError(f"azure_on is true but {', '.join(missing)} is empty")
+        elif not self.api_key.get_secret_value().strip():
+            raise ValueError("api_key is empty (env APIKEY); set it, or use azure_on with azure_openai_token")
+        return self
+
+    # --- derived --------------------------------------------------------------------------------
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.control_socket or self.data_dir / "control.sock"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "chatgpt-wecom.sqlite3"
+
+    def secrets_set(self) -> dict[str, bool]:
+        """Which secrets are configured — never their values."""
+        return {name: bool(getattr(self, name).get_secret_value()) for name in sorted(_SECRET_FIELDS)}
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    msg = str(err.get("msg", "is invalid"))
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") == "missing":
+        msg = "is required"
+    key = loc.lower()
+    description = Settings.model_fields[key].description if key in Settings.model_fields else None
+    line = f"{key}: {msg}" if key else msg
+    if key and key not in _SECRET_FIELDS and err.get("type") != "missing" and "input" in err:
+        line += f" (got {err['input']!r})"
+    if description and err.get("type") in {"missing", "value_error", "string_too_short"}:
+        line += f" — {description}"
+    return line
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The YAML file as a dict; ConfigError when it cannot be read or is not a mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"config file {path}: cannot read it ({exc.strerror})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"config file {path}: not valid YAML{where}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"config file {path}: must be a mapping of keys to values"])
+    return {str(k).lower(): v for k, v in data.items()}
+
+
+def load_settings(path: Path | None = None, *, require_file: bool = False) -> Settings:
+    """Read `path` (default ./config.yml), apply the environment, validate, resolve paths.
+
+    Without `require_file`, a missing default file is fine when the environment supplies the values
+    (the Docker way). Raises ConfigError with readable lines.
+    """
+    path = path or DEFAULT_CONFIG_PATH
+    data: dict[str, Any] = {}
+    if path.exists() or require_file:
+        data = read_yaml(path)
+    unknown = sorted(set(data) - set(Settings.model_fields) - {"apikey"})
+    if unknown:
+        log.warning("config: ignoring unknown keys: %s", ", ".join(unknown))
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        lines = [_format_error(dict(e)) for e in exc.errors()]
+        if not path.exists():
+            lines.append(f"(no config file at {path}; copy config.example.yml there and fill it in)")
+        raise ConfigError(lines) from None
+    base = path.resolve().parent
+    settings.data_dir = (base / settings.data_dir).resolve()
+    if settings.control_socket is not None:
+        settings.control_socket = (base / settings.control_socket).resolve()
+    return settings
