@@ -1,0 +1,376 @@
+"""WeCom (企业微信) server API client: access_token, message/send, media upload/download.
+
+Protocol facts (``wecom-protocol.md`` §6): every answer carries ``errcode`` (0 = success) whatever the
+HTTP status; the token lives in the query string; 40014/42001 mean "fetch a new token"; 40001 from
+``gettoken`` is a wrong secret, and repeating it gets the server's IP banned for an hour.
+
+Every failure is a :class:`WeComAPIError` subclass telling the caller what to do next:
+
+* :class:`WeComConfigError` — the operator must fix something (``hint`` says what); never retried.
+* :class:`WeComRejectedError` — this request will never succeed; give up on it.
+* :class:`WeComUnavailableError` — WeCom could not be reached or was busy; retries ran out, try again later.
+
+Exception texts and log lines never contain the access_token or the secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+import aiohttp
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "ERR_NOT_WECOM",
+    "ERR_TRANSPORT",
+    "RetryPolicy",
+    "TokenState",
+    "WeComAPIError",
+    "WeComClient",
+    "WeComConfigError",
+    "WeComRejectedError",
+    "WeComUnavailableError",
+]
+
+log = logging.getLogger(__name__)
+
+ERR_TRANSPORT: Final = -2  # our errcode for HTTP errors, timeouts, connection errors and unreadable bodies
+ERR_NOT_WECOM: Final = -3  # our errcode for an HTTP 4xx without JSON: api_base is not WeCom (or its proxy)
+_TOKEN_INVALID: Final = frozenset({40014, 42001})
+_TRANSIENT: Final = frozenset({-1, 45009, 45033})
+_HINTS: Final[dict[int, str]] = {
+    40001: "wrong corp_id/agent_secret pair: agent_secret must be the app's Secret (应用管理 → app → Secret)",
+    40091: "wrong corp_id/agent_secret pair: agent_secret must be the app's Secret (应用管理 → app → Secret)",
+    40013: "corp_id is not valid: use 我的企业 → 企业信息 → 企业ID (starts with ww…)",
+    60020: "add this server's IP{ip} to the app's 企业可信IP / trusted IPs (takes about a minute to apply)",
+    48002: "the app may not call this API: check the app's API permissions and that agent_id is this app's",
+    ERR_NOT_WECOM: "wecom_api_base does not answer like the WeCom API: check the URL and any proxy on it",
+    301002: "agent_id does not belong to the app whose Secret is configured: check agent_id and agent_secret",
+}
+_SCRUB_RE: Final = re.compile(r"(access_token|corpsecret)=[^&\s'\"]*", re.IGNORECASE)
+_FROM_IP_RE: Final = re.compile(r"from ip:\s*([0-9A-Fa-f.:]+)")
+_MEDIA_KINDS: Final = frozenset({"image", "voice", "video", "file"})
+
+
+class WeComAPIError(Exception):
+    """A failed WeCom call. ``errmsg`` is scrubbed of tokens and secrets, so ``str(e)`` is safe to log."""
+
+    def __init__(self, errcode: int, errmsg: str, *, api: str = "") -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.api = api
+        super().__init__(f"WeCom {api or 'API'}: errcode {errcode}: {errmsg}")
+
+
+class WeComConfigError(WeComAPIError):
+    """The configuration is wrong (secret, corp_id, trusted IP, permissions); ``hint`` tells the operator."""
+
+    def __init__(self, errcode: int, errmsg: str, *, api: str = "") -> None:
+        super().__init__(errcode, errmsg, api=api)
+        match = _FROM_IP_RE.search(errmsg)
+        ip = f" ({match.group(1).rstrip('.:')})" if match else ""
+        self.hint = _HINTS.get(errcode, "check corp_id, agent_id and agent_secret").format(ip=ip)
+
+
+class WeComRejectedError(WeComAPIError):
+    """WeCom refused this request for good (bad recipient, empty or oversized content, unknown errcode)."""
+
+
+class WeComUnavailableError(WeComAPIError):
+    """WeCom was unreachable, failing or busy, and the retries ran out; the request may succeed later."""
+
+
+class _TokenInvalid(WeComAPIError):
+    """40014/42001: the token was refused; handled inside the client, never raised to callers."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. ``attempts`` counts every try of a transient failure, the first included."""
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    timeout: float = 10.0  # total seconds for one HTTP request, media transfers included
+    config_error_cooldown: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("RetryPolicy.attempts must be at least 1")
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1, 2, …): exponential, capped, with jitter."""
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography
+
+
+DEFAULT_RETRY: Final = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """What the token cache looks like now, for status displays. Never holds the token itself.
+
+    ``expires_in`` is the seconds until WeCom expires the cached token. ``last_error`` is the latest gettoken
+    failure or config error of any call, cleared when a token is fetched successfully.
+    """
+
+    has_token: bool
+    expires_in: float | None
+    last_error: str | None
+    last_error_code: int | None
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    api: str  # e.g. "message/send"
+    params: dict[str, str] = field(default_factory=dict)
+    json: dict[str, Any] | None = None
+    upload: tuple[bytes, str, str] | None = None  # (data, filename, content type) as multipart field "media"
+    raw: bool = False  # a media download: a 200 answer that is not a JSON error is the media itself
+
+
+@dataclass(frozen=True)
+class _Reply:
+    data: dict[str, Any]  # the parsed JSON answer; empty for a media download
+    body: bytes
+    content_type: str
+
+
+class WeComClient:
+    """A client for one self-built app. The ``aiohttp.ClientSession`` belongs to the caller."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        api_base: str,
+        corp_id: str,
+        agent_id: int,
+        secret: str,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        clock: Callable[[], float] = time.monotonic,
+        on_config_error: Callable[[WeComConfigError], None] | None = None,
+    ) -> None:
+        self._session = session
+        self._base = api_base.rstrip("/")
+        self._corp_id = corp_id
+        self._agent_id = agent_id
+        self._secret = secret
+        self._retry = retry
+        self._clock = clock
+        self._on_config_error = on_config_error
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._expires_at = 0.0
+        self._config_error: WeComConfigError | None = None
+        self._config_error_until = 0.0
+        self._last_error: WeComAPIError | None = None
+
+    def url(self, api: str) -> str:
+        """The full URL of ``api`` (e.g. ``"message/send"``) under the configured base, without a query."""
+        return f"{self._base}/cgi-bin/{api.lstrip('/')}"
+
+    # --- access_token -----------------------------------------------------------------------------
+    async def token(self) -> str:
+        """A live access_token, cached and refreshed early; concurrent callers share one gettoken."""
+        if self._token is not None and self._clock() < self._refresh_at:
+            return self._token
+        async with self._lock:
+            if self._token is not None and self._clock() < self._refresh_at:
+                return self._token
+            return await self._fetch_token()
+
+    async def _fetch_token(self) -> str:
+        if self._config_error is not None and self._clock() < self._config_error_until:
+            err = self._config_error
+            raise WeComConfigError(err.errcode, err.errmsg, api=err.api)
+        params = {"corpid": self._corp_id, "corpsecret": self._secret}
+        try:
+            reply = await self._request(_Call("GET", "gettoken", params))
+            token = reply.data.get("access_token")
+            if not isinstance(token, str) or not token:
+                raise WeComUnavailableError(ERR_TRANSPORT, "answer has no access_token", api="gettoken")
+        except WeComConfigError as exc:  # _request has reported it; remember it to spare WeCom (and our IP)
+            self._config_error = exc
+            self._config_error_until = self._clock() + self._retry.config_error_cooldown
+            raise
+        except WeComAPIError as exc:
+            self._last_error = exc
+            raise
+        expires_in = float(reply.data.get("expires_in") or 7200)
+        now = self._clock()
+        self._token = token
+        self._expires_at = now + expires_in
+        self._refresh_at = now + (expires_in - 300 if expires_in > 600 else expires_in / 2)
+        self._config_error, self._last_error = None, None
+        log.info("WeCom access_token fetched, valid for %.0f s", expires_in)
+        return token
+
+    def clear_config_error(self) -> None:
+        """Forget a remembered gettoken config error so the next call asks WeCom again (after a fix)."""
+        self._config_error = None
+
+    def _drop_token(self, token: str) -> None:
+        if self._token == token:  # a concurrent caller may already hold a newer one
+            self._token = None
+
+    def token_state(self) -> TokenState:
+        """A snapshot of the token cache and the last token/config error (never the token itself)."""
+        remaining = self._expires_at - self._clock()
+        live = self._token is not None and remaining > 0
+        err = self._last_error
+        return TokenState(
+            has_token=live,
+            expires_in=remaining if live else None,
+            last_error=str(err) if err else None,
+            last_error_code=err.errcode if err else None,
+        )
+
+    # --- API calls --------------------------------------------------------------------------------
+    async def send_message(self, user: str, content: str, *, markdown: bool, duplicate_check: bool = False) -> str:
+        """Send a text or markdown app message to ``user`` ("a|b" for several); returns the msgid or ""."""
+        msgtype = "markdown" if markdown else "text"
+        return await self._send(user, msgtype, {"content": content}, duplicate_check)
+
+    async def send_image(self, user: str, media_id: str) -> str:
+        """Send an uploaded image (see :meth:`upload_media`) to ``user``; returns the msgid or ""."""
+        return await self._send(user, "image", {"media_id": media_id}, duplicate_check=False)
+
+    async def _send(self, user: str, msgtype: str, payload: dict[str, str], duplicate_check: bool) -> str:
+        body: dict[str, Any] = {"touser": user, "msgtype": msgtype, "agentid": self._agent_id}
+        body |= {msgtype: payload, "safe": 0}
+        if duplicate_check:
+            body |= {"enable_duplicate_check": 1, "duplicate_check_interval": 1800}
+        data = (await self._call(_Call("POST", "message/send", json=body))).data
+        if data.get("invaliduser"):
+            log.warning("WeCom message/send: some recipients are invalid: %s", data["invaliduser"])
+        return str(data.get("msgid") or "")
+
+    async def upload_media(self, kind: str, data: bytes, filename: str, content_type: str) -> str:
+        """Upload temporary media (valid 3 days); ``kind``: image, voice, video or file. Returns media_id."""
+        if kind not in _MEDIA_KINDS:
+            raise ValueError(f"media kind must be one of {sorted(_MEDIA_KINDS)}, not {kind!r}")
+        call = _Call("POST", "media/upload", {"type": kind}, upload=(data, filename, content_type))
+        media_id = (await self._call(call)).data.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise WeComUnavailableError(ERR_TRANSPORT, "answer has no media_id", api=call.api)
+        return media_id
+
+    async def download_media(self, media_id: str) -> tuple[bytes, str]:
+        """Download media a user sent; returns (bytes, content type). A JSON answer raises a typed error."""
+        reply = await self._call(_Call("GET", "media/get", {"media_id": media_id}, raw=True))
+        return reply.body, reply.content_type
+
+    # --- plumbing ---------------------------------------------------------------------------------
+    async def _call(self, call: _Call) -> _Reply:
+        """A token-authenticated call; on 40014/42001 it fetches a new token and tries once more."""
+        for fresh in (False, True):
+            token = await self.token()
+            try:
+                return await self._request(replace(call, params={**call.params, "access_token": token}))
+            except _TokenInvalid as exc:
+                self._drop_token(token)
+                if fresh:
+                    msg = f"{exc.errmsg} (refused again with a freshly fetched access_token)"
+                    raise WeComUnavailableError(exc.errcode, msg, api=call.api) from None
+                log.info("WeCom %s: access_token refused (errcode %d), fetching a new one", call.api, exc.errcode)
+        raise AssertionError("unreachable")
+
+    async def _request(self, call: _Call) -> _Reply:
+        """One call with bounded retries of transient failures; config errors are reported here."""
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                return await self._once(call)
+            except WeComUnavailableError as exc:
+                if attempt == self._retry.attempts:
+                    log.warning("%s; giving up after %d attempts", exc, attempt)
+                    raise
+                delay = self._retry.delay(attempt)
+                log.info("%s; retry %d in %.2f s", exc, attempt, delay)
+                await asyncio.sleep(delay)
+            except WeComConfigError as exc:
+                self._last_error = exc
+                if self._on_config_error is None:
+                    log.error("%s — configuration error: %s", exc, exc.hint)
+                else:  # the owner logs it and tells the operator
+                    try:
+                        self._on_config_error(exc)
+                    except Exception:
+                        log.exception("on_config_error callback failed")
+                raise
+        raise AssertionError("unreachable")
+
+    async def _once(self, call: _Call) -> _Reply:
+        form: aiohttp.FormData | None = None
+        if call.upload is not None:  # a FormData can be sent only once: build one per attempt
+            form = aiohttp.FormData()
+            media, filename, media_type = call.upload
+            form.add_field("media", media, filename=filename, content_type=media_type)
+        timeout = aiohttp.ClientTimeout(total=self._retry.timeout)
+        url = self.url(call.api)
+        try:
+            async with self._session.request(
+                call.method, url, params=call.params, json=call.json, data=form, timeout=timeout
+            ) as resp:
+                status, content_type, body = resp.status, resp.content_type, await resp.read()
+        except TimeoutError:
+            raise self._error(ERR_TRANSPORT, f"timed out after {self._retry.timeout:g} s", call) from None
+        except aiohttp.ClientError as exc:
+            raise self._error(ERR_TRANSPORT, f"{type(exc).__name__}: {exc}", call) from None
+        if status >= 500 or status in (408, 429):
+            raise self._error(ERR_TRANSPORT, f"HTTP {status}", call)
+        data = _json_object(body)
+        if call.raw and status == 200 and (data is None or "errcode" not in data):
+            return _Reply({}, body, content_type)
+        if data is None:
+            errcode = ERR_TRANSPORT if status == 200 else ERR_NOT_WECOM
+            raise self._error(errcode, f"HTTP {status} with a non-JSON body ({content_type}) from {url}", call)
+        errcode = _int(data.get("errcode", 0))
+        if errcode != 0:
+            raise self._error(errcode, str(data.get("errmsg", "")), call)
+        if status != 200:
+            raise WeComRejectedError(ERR_TRANSPORT, f"HTTP {status}", api=call.api)
+        return _Reply(data, body, content_type)
+
+    def _error(self, errcode: int, errmsg: str, call: _Call) -> WeComAPIError:
+        """The typed error for ``errcode``, with ``errmsg`` scrubbed of the secret and tokens."""
+        errmsg = _SCRUB_RE.sub(r"\1=***", errmsg)
+        for secret in (self._secret, self._token, call.params.get("access_token")):
+            if secret:
+                errmsg = errmsg.replace(secret, "***")
+        if errcode in _TOKEN_INVALID:
+            return _TokenInvalid(errcode, errmsg, api=call.api)
+        if errcode in _HINTS:
+            return WeComConfigError(errcode, errmsg, api=call.api)
+        if errcode == ERR_TRANSPORT or errcode in _TRANSIENT:
+            return WeComUnavailableError(errcode, errmsg, api=call.api)
+        return WeComRejectedError(errcode, errmsg, api=call.api)
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """``body`` as a JSON object, or None when it is something else (media bytes, HTML, garbage)."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return ERR_TRANSPORT
