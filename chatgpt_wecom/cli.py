@@ -1,0 +1,87 @@
+"""The `chatgpt-wecom` command. Thin: parse options, load config, hand over. Errors are one readable line."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chatgpt_wecom import __version__
+from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="A WeCom (企业微信) self-built app connected to an LLM.",
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Path of config.yml (default: ./config.yml). Environment variables (CORP_ID, APIKEY, …) override it.",
+        envvar="CHATGPT_WECOM_CONFIG",
+        dir_okay=False,
+    ),
+]
+
+
+def _fail(lines: list[str], code: int) -> typer.Exit:
+    for line in lines:
+        typer.echo(f"chatgpt-wecom: {line}", err=True)
+    return typer.Exit(code)
+
+
+def load_or_exit(config: Path | None) -> Settings:
+    """Settings, or the config errors on stderr and exit code 2."""
+    try:
+        return load_settings(config or DEFAULT_CONFIG_PATH, require_file=config is not None)
+    except ConfigError as exc:
+        raise _fail([f"config: {line}" for line in exc.lines], 2) from None
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+@app.callback()
+def _root() -> None:
+    """A WeCom (企业微信) self-built app connected to an LLM."""
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the daemon: the WeCom callback on `host:port`, answers through the WeCom API."""
+    from chatgpt_wecom.daemon.main import serve  # noqa: PLC0415 - keep `tui`/`ctl` free of the daemon
+
+    settings = load_or_exit(config)
+    setup_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _fail([f"port {settings.port} on {settings.host} is already in use (config key: port)"], 1) from None
+        raise
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,56 @@
+"""serve(): open the services, start the callback site, resume unfinished work, stop in order on a signal.
+
+Shutdown order on SIGTERM/SIGINT: stop accepting callbacks (the listener closes, WeCom retries elsewhere or
+later) → let in-flight answers finish within the grace period → close clients → close the database → exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.keys import SERVICES
+from chatgpt_wecom.daemon.services import Services, Tuning
+from chatgpt_wecom.daemon.wecom import callback
+
+log = logging.getLogger(__name__)
+
+
+def make_web_app(services: Services) -> web.Application:
+    """The public HTTP application: the WeCom callback and /healthz."""
+    app = web.Application(client_max_size=callback.MAX_BODY)
+    app[SERVICES] = services
+    callback.add_routes(app)
+    return app
+
+
+async def serve(settings: Settings, tuning: Tuning | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run the daemon until SIGTERM/SIGINT (or until `stop` is set)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    services = await Services(settings, tuning).open()
+    runner = web.AppRunner(make_web_app(services), access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        await services.resume()
+        services.ready = True
+        log.info(
+            "chatgpt-wecom listening on %s:%d (callback /ai/callback), model %s at %s",
+            settings.host, settings.port, services.model.model, services.model.endpoint,
+        )  # fmt: skip
+        await stop.wait()
+        log.info("shutting down: no new callbacks; finishing answers in progress")
+    finally:
+        services.ready = False
+        await runner.cleanup()  # closes the listener, lets callbacks in flight finish storing
+        await services.close()  # drains the pipeline within the grace period
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("stopped")

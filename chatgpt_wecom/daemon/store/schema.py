@@ -1,0 +1,57 @@
+"""Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Never edit a shipped one."""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: inbox, outbox, exchanges, users
+    """
+    CREATE TABLE inbox (
+        id          INTEGER PRIMARY KEY,
+        dedupe_key  TEXT NOT NULL UNIQUE,          -- msg:<MsgId> or evt:<user>:<time>:<event>:<key>…
+        user_id     TEXT NOT NULL,
+        msg_type    TEXT NOT NULL,
+        content     TEXT NOT NULL DEFAULT '',
+        payload     TEXT NOT NULL DEFAULT '{}',    -- JSON of the remaining message fields
+        received_at REAL NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending' -- pending -> answered -> done
+    );
+    CREATE INDEX inbox_open ON inbox(id) WHERE state != 'done';
+
+    CREATE TABLE outbox (
+        id        INTEGER PRIMARY KEY,
+        inbox_id  INTEGER NOT NULL REFERENCES inbox(id),
+        part      INTEGER NOT NULL,
+        user_id   TEXT NOT NULL,
+        msg_type  TEXT NOT NULL,                   -- markdown | text
+        content   TEXT NOT NULL,
+        state     TEXT NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed
+        attempts  INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_at   REAL,
+        UNIQUE (inbox_id, part)
+    );
+
+    CREATE TABLE exchanges (
+        id                INTEGER PRIMARY KEY,
+        inbox_id          INTEGER UNIQUE REFERENCES inbox(id),
+        user_id           TEXT NOT NULL,
+        mode              TEXT NOT NULL,
+        question          TEXT NOT NULL,
+        answer            TEXT,                    -- NULL when the model failed
+        system_prompt     TEXT,
+        model             TEXT,
+        prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        error             TEXT,
+        in_context        INTEGER NOT NULL DEFAULT 0,
+        asked_at          REAL NOT NULL,
+        answered_at       REAL
+    );
+    CREATE INDEX exchanges_user ON exchanges(user_id, id);
+    CREATE INDEX exchanges_context ON exchanges(user_id, id) WHERE in_context = 1;
+
+    CREATE TABLE users (
+        user_id        TEXT PRIMARY KEY,
+        mode           TEXT,                       -- chosen mode; NULL means default_mode
+        last_active_at REAL
+    );
+    """,
+)

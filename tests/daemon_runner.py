@@ -1,0 +1,192 @@
+"""Runs the real daemon (`serve()`) in-process for end-to-end tests, and talks to it over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import yaml
+from pydantic import SecretStr
+
+from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.main import serve
+from chatgpt_wecom.daemon.pipeline.delivery import DeliveryPolicy
+from chatgpt_wecom.daemon.services import Tuning
+from chatgpt_wecom.daemon.wecom.api import RetryPolicy
+from tests.fakes.model import FakeModel
+from tests.fakes.wecom import FakeWeCom
+from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner, SignedRequest
+
+AGENT_ID = 1000002
+
+FAST = Tuning(
+    concurrency=16,
+    shutdown_grace=5.0,
+    wecom_retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=2.0, config_error_cooldown=0.5),
+    delivery=DeliveryPolicy(first_pause=0.05, max_pause=0.2, give_up_after=30.0),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_settings(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "corp_id": TEST_CORP_ID,
+        "agent_id": AGENT_ID,
+        "agent_secret": wecom.secret,
+        "receive_msg_token": TEST_TOKEN,
+        "receive_msg_key": TEST_AES_KEY,
+        "api_key": "sk-test-key",
+        "base_url": model.base_url,
+        "wecom_api_base": wecom.base_url,
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "data_dir": tmp_path / "data",
+        "model_timeout": 20.0,
+        "model_max_retries": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `predicate()` (sync) until true; the interval is short and the deadline is the only limit."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class DaemonRunner:
+    def __init__(self, settings: Settings, tuning: Tuning = FAST) -> None:
+        self.settings = settings
+        self.tuning = tuning
+        self.signer = CallbackSigner(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID, str(AGENT_ID))
+        self.url = f"http://127.0.0.1:{settings.port}"
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.http = aiohttp.ClientSession()
+
+    async def start(self) -> DaemonRunner:
+        self._task = asyncio.create_task(serve(self.settings, self.tuning, self._stop))
+        deadline = time.monotonic() + 10
+        while True:
+            if self._task.done():
+                self._task.result()  # raises the start-up error
+                raise AssertionError("daemon exited during start-up")
+            try:
+                async with self.http.get(f"{self.url}/healthz") as resp:
+                    if resp.status == 200:
+                        return self
+            except aiohttp.ClientConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("daemon did not become ready")
+            await asyncio.sleep(0.01)
+
+    async def post(self, req: SignedRequest, path: str = "/ai/callback") -> tuple[int, str]:
+        async with self.http.post(f"{self.url}{path}", params=req.query, data=req.body) as resp:
+            return resp.status, await resp.text()
+
+    async def get(self, req: SignedRequest, path: str = "/ai/callback") -> tuple[int, str]:
+        async with self.http.get(f"{self.url}{path}", params=req.query) as resp:
+            return resp.status, await resp.text()
+
+    async def ask(self, user: str, text: str, msg_id: int) -> None:
+        """Send a text message as `user` and check it was acked the way WeCom expects."""
+        status, body = await self.post(self.signer.text(user, text, msg_id))
+        assert (status, body) == (200, ""), (status, body)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def __aenter__(self) -> DaemonRunner:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.stop()
+        finally:
+            await self.http.close()
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    """The settings as a config.yml, the way an operator would write it."""
+    values: dict[str, Any] = {}
+    for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            values[name] = value.get_secret_value()
+        elif isinstance(value, Path):
+            values[name] = str(value)
+        elif value is not None:
+            values[name] = value
+    path.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class DaemonProcess:
+    """`chatgpt-wecom run` as a real child process, for signals and kill -9."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings = settings
+        self.config = write_config(settings, workdir / "config.yml")
+        self.log_path = workdir / "daemon.log"
+        self.url = f"http://127.0.0.1:{settings.port}"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> DaemonProcess:
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "chatgpt_wecom", "run", "--config", str(self.config),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+            )  # fmt: skip
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 20
+            while True:
+                if self.proc.returncode is not None:
+                    raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+                try:
+                    async with http.get(f"{self.url}/healthz") as resp:
+                        if resp.status == 200:
+                            return self
+                except aiohttp.ClientConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"daemon did not become ready:\n{self.log()}")
+                await asyncio.sleep(0.02)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    async def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        assert self.proc is not None
+        self.proc.kill()
+        await self.proc.wait()
+
+    async def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), timeout)
+
+    async def ensure_stopped(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            await self.kill()

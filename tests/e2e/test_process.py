@@ -1,0 +1,155 @@
+"""The daemon as a process: kill -9 at awkward moments, SIGTERM, and start-up errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from chatgpt_wecom.config import Settings
+from tests.daemon_runner import AGENT_ID, DaemonProcess, make_settings, write_config
+from tests.fakes.model import FakeModel
+from tests.fakes.wecom import FakeWeCom
+from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner
+
+SIGNER = CallbackSigner(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID, str(AGENT_ID))
+
+
+async def _ask(url: str, user: str, text: str, msg_id: int) -> None:
+    req = SIGNER.text(user, text, msg_id)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/ai/callback", params=req.query, data=req.body) as r,
+    ):
+        assert (r.status, await r.text()) == (200, "")
+
+
+def _states(settings: Settings) -> dict[str, list[str]]:
+    with sqlite3.connect(settings.database_path) as conn:
+        return {
+            "inbox": [r[0] for r in conn.execute("SELECT state FROM inbox ORDER BY id")],
+            "outbox": [r[0] for r in conn.execute("SELECT state FROM outbox ORDER BY id")],
+        }
+
+
+async def test_kill_9_while_the_model_thinks(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    daemon = DaemonProcess(settings, tmp_path)
+    try:
+        await daemon.start()
+        model.set_delay(30.0)
+        await _ask(daemon.url, "u1", "刚问完就崩了", 1)
+        await model.wait_for_requests(1)
+        await daemon.kill()
+        assert wecom.sent == []
+        model.set_delay(0.0)
+        await daemon.start()
+        await wecom.wait_for_sent(1, user="u1")
+        await _ask(daemon.url, "u1", "第二个", 2)
+        await wecom.wait_for_sent(2, user="u1")
+        assert wecom.texts_to("u1") == ["echo: 刚问完就崩了", "echo: 第二个"]
+        assert await daemon.terminate() == 0
+    finally:
+        await daemon.ensure_stopped()
+    assert _states(settings) == {"inbox": ["done", "done"], "outbox": ["sent", "sent"]}
+
+
+async def test_kill_9_mid_delivery_sends_only_the_rest(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    answer = "\n\n".join(f"第{n}部分。" + "内容" * 300 for n in range(1, 4))  # three parts of ~1.8 KB
+    model.set_reply(answer)
+    # Part 1 goes out; part 2 keeps failing until the daemon is killed.
+    wecom.fail_when("/cgi-bin/message/send", lambda rec: "第2部分" in str(rec.json), status=503)
+    daemon = DaemonProcess(settings, tmp_path)
+    try:
+        await daemon.start()
+        await _ask(daemon.url, "u1", "长答案", 1)
+        await wecom.wait_for(
+            lambda: sum("第2部分" in str(r.json) for r in wecom.requests_to("/cgi-bin/message/send")) >= 2
+        )
+        await daemon.kill()
+        assert len(wecom.texts_to("u1")) == 1
+        wecom.clear_failures()  # WeCom is back
+        await daemon.start()
+        await wecom.wait_for_sent(3, user="u1")
+        assert await daemon.terminate() == 0
+    finally:
+        await daemon.ensure_stopped()
+    texts = wecom.texts_to("u1")
+    assert [t[:4] for t in texts] == ["第1部分", "第2部分", "第3部分"]  # part 1 not sent again
+    assert len(model.requests) == 1  # the stored answer was reused, not asked again
+    assert _states(settings)["outbox"] == ["sent", "sent", "sent"]
+
+
+async def test_sigterm_finishes_answers_in_flight_and_exits_0(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    daemon = DaemonProcess(settings, tmp_path)
+    try:
+        await daemon.start()
+        model.set_delay(1.5)
+        await _ask(daemon.url, "u1", "正在回答时停机", 1)
+        await model.wait_for_requests(1)
+        code = await daemon.terminate()
+    finally:
+        await daemon.ensure_stopped()
+    assert code == 0
+    assert wecom.texts_to("u1") == ["echo: 正在回答时停机"]
+    assert "stopped" in daemon.log()
+
+
+def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
+    return subprocess.run(
+        [sys.executable, "-m", "chatgpt_wecom", *args],
+        cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_bad_config_is_one_line_per_key_and_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        'corp_id: "ww1"\nagent_id: ""\nagent_secret: "SECRET-VALUE"\nreceive_msg_token: "t"\n'
+        'receive_msg_key: "' + "a" * 42 + '"\napi_key: "sk-live"\nbase_url: "not a url"\n',
+        encoding="utf-8",
+    )
+    result = _cli("run", "--config", str(cfg), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, result.stderr
+    assert lines[0].startswith("chatgpt-wecom: config: agent_id:")
+    assert any("receive_msg_key" in line and "43" in line for line in lines)
+    assert any(line.startswith("chatgpt-wecom: config: base_url:") for line in lines)
+    assert "Traceback" not in result.stderr
+    assert "SECRET-VALUE" not in result.stderr and "sk-live" not in result.stderr
+
+
+def test_environment_overrides_the_file(tmp_path: Path, settings: Settings) -> None:
+    cfg = write_config(settings, tmp_path / "config.yml")
+    result = _cli("run", "--config", str(cfg), cwd=tmp_path, env={"RECEIVE_MSG_KEY": "short"})
+    assert result.returncode == 2
+    assert "receive_msg_key" in result.stderr
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    result = _cli("run", "--config", str(tmp_path / "nope.yml"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nope.yml" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_port_in_use_is_a_clear_error(tmp_path: Path, settings: Settings) -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", settings.port)
+    try:
+        cfg = write_config(settings, tmp_path / "config.yml")
+        result = await asyncio.to_thread(_cli, "run", "--config", str(cfg), cwd=tmp_path)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.returncode == 1
+    assert f"port {settings.port}" in result.stderr and "Traceback" not in result.stderr
