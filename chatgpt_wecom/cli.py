@@ -70,7 +70,8 @@ def run(config: ConfigOption = None) -> None:
     settings = load_or_exit(config)
     setup_logging(settings.log_level)
     try:
-        asyncio.run(serve(settings))
+        config_path = config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
+        asyncio.run(serve(settings, config_path=config_path))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise _fail([f"port {settings.port} on {settings.host} is already in use (config key: port)"], 1) from None

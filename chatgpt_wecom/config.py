@@ -104,6 +104,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Questions containing one are refused; in answers they become 🚫."
     )
     help: str = Field(DEFAULT_HELP, description="The reply to 帮助.")
+    deny_reply: str = Field(
+        "抱歉，你暂时没有使用这个应用的权限。如需开通，请联系管理员。",
+        description="The reply to a user the access lists refuse.",
+    )
     azure_on: bool = Field(False, description="Send model calls to Azure OpenAI.")
     azure_api_version: str = Field("2024-06-01", description="Azure api-version.")
     azure_resource_name: str = Field("", description="Azure resource: https://{name}.openai.azure.com.")

@@ -187,6 +187,26 @@ class DaemonProcess:
         self.proc.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(self.proc.wait(), timeout)
 
+    async def reload(self) -> None:
+        """SIGHUP, and wait until the daemon has logged the outcome."""
+        assert self.proc is not None
+        done = self.log().count("reload: ")
+        self.proc.send_signal(signal.SIGHUP)
+        await wait_until(lambda: self.log().count("reload: ") > done, what="the reload to be logged")
+
     async def ensure_stopped(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             await self.kill()
+
+
+class FakeClock:
+    """A settable 'now' for the daemon (Tuning.clock): quota days and usage without waiting for midnight."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 from aiohttp import web
 
@@ -28,13 +29,26 @@ def make_web_app(services: Services) -> web.Application:
     return app
 
 
-async def serve(settings: Settings, tuning: Tuning | None = None, stop: asyncio.Event | None = None) -> None:
-    """Run the daemon until SIGTERM/SIGINT (or until `stop` is set)."""
+async def serve(
+    settings: Settings,
+    tuning: Tuning | None = None,
+    stop: asyncio.Event | None = None,
+    config_path: Path | None = None,
+) -> None:
+    """Run the daemon until SIGTERM/SIGINT (or until `stop` is set); SIGHUP reloads `config_path`."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    services = await Services(settings, tuning).open()
+    services = await Services(settings, tuning, config_path).open()
+    reloads: set[asyncio.Task[list[str]]] = set()
+
+    def reload() -> None:
+        task = asyncio.create_task(services.reload(), name="reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     runner = web.AppRunner(make_web_app(services), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     try:
         await runner.setup()
@@ -49,8 +63,9 @@ async def serve(settings: Settings, tuning: Tuning | None = None, stop: asyncio.
         log.info("shutting down: no new callbacks; finishing answers in progress")
     finally:
         services.ready = False
+        await asyncio.gather(*reloads, return_exceptions=True)
         await runner.cleanup()  # closes the listener, lets callbacks in flight finish storing
         await services.close()  # drains the pipeline within the grace period
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         log.info("stopped")

@@ -153,3 +153,30 @@ async def test_port_in_use_is_a_clear_error(tmp_path: Path, settings: Settings) 
         await server.wait_closed()
     assert result.returncode == 1
     assert f"port {settings.port}" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_sighup_applies_a_changed_file_and_survives_a_broken_one(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    settings = make_settings(tmp_path, wecom, model, admin_users=["boss"], help="旧帮助")
+    daemon = DaemonProcess(settings, tmp_path)
+    try:
+        await daemon.start()
+        await _ask(daemon.url, "bob", "你好", 1)
+        await wecom.wait_for_sent(1, user="bob")
+        write_config(settings.model_copy(update={"deny_users": ["bob"], "help": "新帮助"}), daemon.config)
+        await daemon.reload()
+        await _ask(daemon.url, "bob", "你好", 2)
+        await _ask(daemon.url, "carol", "帮助", 3)
+        await wecom.wait_for_sent(1, user="carol")
+        await wecom.wait_for_sent(2, user="bob")
+        daemon.config.write_text("agent_id: [not a number\n", encoding="utf-8")
+        await daemon.reload()
+        await _ask(daemon.url, "carol", "还在吗", 4)
+        await wecom.wait_for_sent(2, user="carol")
+        assert await daemon.terminate() == 0
+    finally:
+        await daemon.ensure_stopped()
+    assert wecom.texts_to("bob")[1] == settings.deny_reply
+    assert wecom.texts_to("carol") == ["新帮助", "echo: 还在吗"]
+    assert "config not applied" in daemon.log()

@@ -1,6 +1,9 @@
 """Turns one inbox message into what to say back: runs the chat decisions and, for a question, the model.
 
-No SQL and no HTTP here beyond the model call: the result is an `Outcome` that the worker stores atomically.
+Order of decisions: access lists → message type → command (help, modes, templates, usage, admin commands) →
+for a question: template, length, sensitive words, daily quota → the model → sensitive words in the answer.
+No SQL and no HTTP here beyond reads and the model call: the result is an `Outcome` that the worker stores
+atomically with the quota count.
 """
 
 from __future__ import annotations
@@ -12,23 +15,49 @@ from dataclasses import dataclass
 
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.chat import replies
-from chatgpt_wecom.daemon.chat.commands import Ask, ResetConversation, ShowHelp, SwitchMode, parse_command
+from chatgpt_wecom.daemon.chat.commands import (
+    Ask,
+    ResetConversation,
+    ShowHelp,
+    ShowTemplates,
+    ShowUsage,
+    SwitchMode,
+    parse_command,
+)
 from chatgpt_wecom.daemon.chat.context import build_messages, history_in
-from chatgpt_wecom.daemon.chat.session import current_session
+from chatgpt_wecom.daemon.chat.policy import check_quota, day_start, local_day, month_start, next_midnight
+from chatgpt_wecom.daemon.chat.session import Session, current_session
+from chatgpt_wecom.daemon.chat.templates import Templates, match_template
 from chatgpt_wecom.daemon.control.bus import EventBus
 from chatgpt_wecom.daemon.llm import Completion, ContextTooLongError, ModelClient, ModelError
+from chatgpt_wecom.daemon.pipeline.admin import AdminActions
+from chatgpt_wecom.daemon.pipeline.live_policy import LivePolicy
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.inbox import InboxRow
+from chatgpt_wecom.daemon.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    text: str  # the reply; "" sends nothing
+    text: str  # the reply as the user sees it; "" sends nothing
     mode: str | None  # the user's chosen mode to keep (None: default_mode)
     clear_context: bool = False  # drop the running conversation before storing `exchange`
-    exchange: Exchange | None = None  # a question put to the model, with its answer or error
+    exchange: Exchange | None = None  # a question put to the model, with its (uncensored) answer or error
+    quota_day: str | None = None  # count one question against the quota of this local day
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """What the decisions so far know about one message."""
+
+    row: InboxRow
+    session: Session
+    chosen: str | None
+
+    def reply(self, text: str, *, mode: str | None = None, clear: bool = False) -> Outcome:
+        return Outcome(text, mode if mode is not None else self.chosen, clear or self.session.expired)
 
 
 class Responder:
@@ -36,61 +65,88 @@ class Responder:
         self,
         settings: Settings,
         conversations: ConversationStore,
+        usage: UsageStore,
+        policy: LivePolicy,
+        templates: Templates,
         model: ModelClient,
         bus: EventBus,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._settings = settings
+        self.settings = settings  # replaced on reload
+        self.templates = templates  # replaced on reload
         self._conversations = conversations
+        self._usage = usage
+        self._policy = policy
         self._model = model
         self._bus = bus
         self._clock = clock
+        self._admin = AdminActions(policy, usage, self.local_day)
+
+    def local_day(self, ts: float) -> str:
+        return local_day(ts, self.settings.zone).isoformat()
 
     async def respond(self, row: InboxRow) -> Outcome:
-        s = self._settings
-        state = await self._conversations.user_state(row.user_id)
+        s, user = self.settings, row.user_id
+        state = await self._conversations.user_state(user)
         session = current_session(
-            state.mode,
-            state.last_active_at,
-            row.received_at,
-            timeout=s.session_timeout,
-            default=s.default_mode,
+            state.mode, state.last_active_at, row.received_at, timeout=s.session_timeout, default=s.default_mode
         )
-        chosen = None if session.expired else state.mode
+        turn = _Turn(row, session, None if session.expired else state.mode)
+        if not self._policy.lists.may_chat(user):
+            return turn.reply(s.deny_reply)
         if row.msg_type != "text":
-            return Outcome(replies.unsupported_message(row.msg_type), chosen, session.expired)
+            return turn.reply(replies.unsupported_message(row.msg_type))
         match parse_command(row.content):
             case ShowHelp():
-                return Outcome(s.help, chosen, session.expired)
+                return turn.reply(s.help)
             case SwitchMode(mode):
-                return Outcome(replies.mode_switched(mode, s.default_mode, s.session_timeout), mode, session.expired)
+                return turn.reply(replies.mode_switched(mode, s.default_mode, s.session_timeout), mode=mode)
             case ResetConversation():
                 return Outcome(replies.conversation_reset(s.default_mode), None, clear_context=True)
+            case ShowTemplates():
+                return turn.reply(self.templates.listing())
+            case ShowUsage():
+                return turn.reply(await self._usage_report(user, row.received_at))
             case Ask(question):
-                if len(question) > s.max_question_len:
-                    text = replies.question_too_long(len(question), s.max_question_len)
-                    return Outcome(text, chosen, session.expired)
-                history = (
-                    []
-                    if session.mode == "单聊" or session.expired
-                    else (await self._conversations.context(row.user_id))
-                )
-                return await self._ask(row, question, session.mode, history, chosen, session.expired)
-        raise AssertionError("unreachable")  # pragma: no cover
+                return await self._question(turn, question)
+            case admin_command:
+                if not self._policy.lists.is_admin(user):
+                    return turn.reply(replies.admins_only())
+                return turn.reply(await self._admin.run(admin_command, user, self._clock()))
+
+    async def _question(self, turn: _Turn, question: str) -> Outcome:
+        s, user = self.settings, turn.row.user_id
+        system: str | None = None
+        prompt = question
+        request = match_template(question, self.templates)
+        if request is not None:
+            if not request.text:
+                return turn.reply(self.templates.usage(request.template))
+            prompt, system = request.template.user_text(request.text), request.template.system
+        if len(question) > s.max_question_len:
+            return turn.reply(replies.question_too_long(len(question), s.max_question_len))
+        if found := self._policy.words.find(question):
+            return turn.reply(replies.sensitive_question(found))
+        day = self.local_day(turn.row.received_at)
+        quota = check_quota(self._policy.lists, user, await self._usage.used(user, day), s.max_request)
+        if not quota.allowed:
+            resets = next_midnight(turn.row.received_at, s.zone)
+            return turn.reply(replies.quota_exhausted(quota.limit, resets, s.timezone))
+        history: list[tuple[str, str]] = []
+        if turn.session.mode == "串聊" and not turn.session.expired:
+            history = await self._conversations.context(user)
+            if system is None:
+                system = await self._conversations.context_system_prompt(user)
+        return await self._ask(turn, prompt, system, history, day)
 
     async def _ask(
-        self,
-        row: InboxRow,
-        question: str,
-        mode: str,
-        history: list[tuple[str, str]],
-        chosen: str | None,
-        clear: bool,
+        self, turn: _Turn, prompt: str, system: str | None, history: list[tuple[str, str]], day: str
     ) -> Outcome:
-        s = self._settings
+        s, row, mode = self.settings, turn.row, turn.session.mode
+        clear = turn.session.expired
         asked_at = self._clock()
         self._bus.publish("answer.started", user=row.user_id, inbox_id=row.id, mode=mode)
-        messages = build_messages(question, history, budget=s.max_text)
+        messages = build_messages(prompt, history, budget=s.max_text, system=system)
         completion: Completion | None = None
         error: str | None = None
         try:
@@ -103,7 +159,7 @@ class Responder:
                 log.info("model: context too long for %s, retrying without history", row.user_id)
                 clear = True
                 completion = await self._model.complete(
-                    build_messages(question, [], budget=s.max_text), max_tokens=s.max_answer_len
+                    build_messages(prompt, [], budget=s.max_text, system=system), max_tokens=s.max_answer_len
                 )
         except ContextTooLongError as exc:
             error, text = f"context_too_long: {exc}", replies.context_too_long()
@@ -112,7 +168,7 @@ class Responder:
             log.warning("model: no answer for %s: %s", row.user_id, exc)
         answered_at = self._clock()
         if completion is not None:
-            text = completion.text.strip() or "（模型没有给出内容）"
+            text = self._policy.words.censor(completion.text.strip()) or "（模型没有给出内容）"
             self._bus.publish(
                 "answer.finished",
                 user=row.user_id,
@@ -126,14 +182,30 @@ class Responder:
         exchange = Exchange(
             user_id=row.user_id,
             mode=mode,
-            question=question,
+            question=prompt,
             answer=completion.text if completion else None,
             asked_at=asked_at,
             answered_at=answered_at,
+            system_prompt=system,
             model=completion.model if completion else self._model.model,
             prompt_tokens=completion.prompt_tokens if completion else 0,
             completion_tokens=completion.completion_tokens if completion else 0,
             error=error,
             in_context=completion is not None and mode == "串聊",
         )
-        return Outcome(text, chosen, clear, exchange)
+        return Outcome(text, turn.chosen, clear, exchange, day if completion is not None else None)
+
+    async def _usage_report(self, user: str, now: float) -> str:
+        zone, lists = self.settings.zone, self._policy.lists
+        today, month = day_start(now, zone), month_start(now, zone)
+        mine_today, mine_month = await self._usage.usage(user, today), await self._usage.usage(user, month)
+        used = await self._usage.used(user, self.local_day(now))
+        quota = replies.quota_line(used, self.settings.max_request, lists.unlimited(user))
+        everyone = None
+        if lists.is_admin(user):
+            (d, du), (m, mu) = await self._usage.totals(today), await self._usage.totals(month)
+            top = [(u.user_id, u.questions, u.tokens) for u in await self._usage.top_users(month)]
+            everyone = ((d.questions, d.tokens, du), (m.questions, m.tokens, mu), top)
+        return replies.usage_report(
+            (mine_today.questions, mine_today.tokens), (mine_month.questions, mine_month.tokens), quota, everyone
+        )

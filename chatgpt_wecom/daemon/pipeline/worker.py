@@ -18,6 +18,7 @@ from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.daemon.store.inbox import InboxRow, InboxStore
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
+from chatgpt_wecom.daemon.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Worker:
         self._responder = responder
         self._deliverer = deliverer
         self._bus = bus
-        self._reply_format = reply_format
+        self.reply_format = reply_format  # replaced on reload
 
     async def process(self, inbox_id: int) -> None:
         row = await self._inbox.get(inbox_id)
@@ -61,6 +62,8 @@ class Worker:
             if outcome.exchange is not None:
                 await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
             await ConversationStore.save_user(conn, row.user_id, outcome.mode, row.received_at)
-            await OutboxStore.add_parts(conn, row.id, row.user_id, self._reply_format, parts)
+            if outcome.quota_day is not None:
+                await UsageStore.count(conn, row.user_id, outcome.quota_day)
+            await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, parts)
             await InboxStore.set_state(conn, row.id, "answered")
         self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=len(parts))

@@ -54,8 +54,10 @@ class ConversationStore:
         return [(r["question"], r["answer"]) for r in rows]
 
     async def context_system_prompt(self, user_id: str) -> str | None:
+        """The system prompt the running conversation was given by its latest template, if any."""
         row = await self._db.fetchone(
-            "SELECT system_prompt FROM exchanges WHERE user_id = ? AND in_context = 1 ORDER BY id LIMIT 1",
+            "SELECT system_prompt FROM exchanges WHERE user_id = ? AND in_context = 1 AND system_prompt IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1",
             (user_id,),
         )
         return row["system_prompt"] if row else None

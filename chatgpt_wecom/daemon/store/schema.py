@@ -54,4 +54,35 @@ MIGRATIONS: tuple[str, ...] = (
         last_active_at REAL
     );
     """,
+    # 2: live policy (lists, words), what config.yml last seeded, the audit log, daily quota counts
+    """
+    CREATE TABLE policy_users (
+        list    TEXT NOT NULL CHECK (list IN ('allow', 'deny', 'vip', 'admin')),
+        user_id TEXT NOT NULL COLLATE NOCASE,      -- WeCom UserIDs are case-insensitive
+        PRIMARY KEY (list, user_id)
+    );
+    CREATE TABLE sensitive_words (
+        word TEXT NOT NULL PRIMARY KEY COLLATE NOCASE
+    );
+    CREATE TABLE policy_seed (
+        key   TEXT NOT NULL PRIMARY KEY,           -- allow_users, …, sensitive_words
+        value TEXT NOT NULL                        -- JSON list as config.yml had it when last applied
+    );
+    CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY,
+        at     REAL NOT NULL,
+        actor  TEXT NOT NULL,                      -- a UserID, "config.yml", "control"
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        before TEXT,                               -- JSON
+        after  TEXT                                -- JSON
+    );
+    CREATE TABLE quota_usage (
+        user_id TEXT NOT NULL COLLATE NOCASE,
+        day     TEXT NOT NULL,                     -- local date in `timezone`, YYYY-MM-DD
+        used    INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user_id, day)
+    );
+    CREATE INDEX exchanges_time ON exchanges(asked_at);
+    """,
 )

@@ -8,7 +8,6 @@ well-formed message from this corp and app is refused with a 4xx, a warning in t
 from __future__ import annotations
 
 import logging
-import time
 
 from aiohttp import web
 
@@ -85,7 +84,7 @@ async def receive(request: web.Request) -> web.Response:
         user_id=msg.from_user,
         msg_type=msg.msg_type,
         content=msg.content,
-        received_at=time.time(),
+        received_at=services.tuning.clock(),
         payload={k: getattr(msg, k) for k in _PAYLOAD_FIELDS if getattr(msg, k)},
     )
     inbox_id = await services.inbox.add(new)

@@ -1,0 +1,88 @@
+"""Who may chat, who is limited, and when a day ends. Pure decisions over a snapshot of the live policy.
+
+Semantics (the Go project's, fixed where it was wrong):
+- admins may always chat, use admin commands, and are never limited;
+- `deny` wins over everything except admin;
+- a non-empty `allow` admits only its members (and admins);
+- VIPs are never limited by the daily quota.
+WeCom UserIDs are case-insensitive, so membership is too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+ListName = Literal["allow", "deny", "vip", "admin"]
+LIST_NAMES: tuple[ListName, ...] = ("allow", "deny", "vip", "admin")
+LIST_LABELS: dict[ListName, str] = {"allow": "允许", "deny": "禁止", "vip": "VIP", "admin": "管理员"}
+
+
+def _fold(users: frozenset[str] | set[str] | tuple[str, ...]) -> frozenset[str]:
+    return frozenset(u.casefold() for u in users)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLists:
+    allow: frozenset[str] = frozenset()
+    deny: frozenset[str] = frozenset()
+    vip: frozenset[str] = frozenset()
+    admin: frozenset[str] = frozenset()
+    _folded: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        folded = {name: _fold(getattr(self, name)) for name in LIST_NAMES}
+        object.__setattr__(self, "_folded", folded)
+
+    def members(self, name: ListName) -> frozenset[str]:
+        return frozenset(getattr(self, name))
+
+    def has(self, name: ListName, user: str) -> bool:
+        return user.casefold() in self._folded[name]
+
+    def is_admin(self, user: str) -> bool:
+        return self.has("admin", user)
+
+    def may_chat(self, user: str) -> bool:
+        if self.is_admin(user):
+            return True
+        if self.has("deny", user):
+            return False
+        return not self.allow or self.has("allow", user)
+
+    def unlimited(self, user: str) -> bool:
+        return self.is_admin(user) or self.has("vip", user)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaDecision:
+    allowed: bool
+    used: int
+    limit: int  # 0: no limit
+
+
+def check_quota(lists: AccessLists, user: str, used: int, limit: int) -> QuotaDecision:
+    """May `user`, who asked `used` questions today, ask one more under `limit` (0 = unlimited)?"""
+    allowed = limit <= 0 or lists.unlimited(user) or used < limit
+    return QuotaDecision(allowed, used, limit)
+
+
+def local_day(ts: float, zone: ZoneInfo) -> date:
+    """The calendar day of unix time `ts` in `zone`: quotas reset at local midnight, not UTC."""
+    return datetime.fromtimestamp(ts, zone).date()
+
+
+def next_midnight(ts: float, zone: ZoneInfo) -> datetime:
+    """The local midnight after `ts`, as an aware datetime in `zone`."""
+    return datetime.combine(local_day(ts, zone) + timedelta(days=1), time(0), tzinfo=zone)
+
+
+def month_start(ts: float, zone: ZoneInfo) -> float:
+    """Unix time of the first local midnight of the month of `ts`."""
+    return datetime.combine(local_day(ts, zone).replace(day=1), time(0), tzinfo=zone).timestamp()
+
+
+def day_start(ts: float, zone: ZoneInfo) -> float:
+    return datetime.combine(local_day(ts, zone), time(0), tzinfo=zone).timestamp()
