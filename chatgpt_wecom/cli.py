@@ -65,13 +65,16 @@ def _root() -> None:
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the daemon: the WeCom callback on `host:port`, answers through the WeCom API."""
-    from chatgpt_wecom.daemon.main import serve  # noqa: PLC0415 - keep `tui`/`ctl` free of the daemon
+    from chatgpt_wecom.daemon.control.site import ControlSocketError  # noqa: PLC0415 - keep ctl/tui light
+    from chatgpt_wecom.daemon.main import serve  # noqa: PLC0415
 
     settings = load_or_exit(config)
     setup_logging(settings.log_level)
+    config_path = config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
     try:
-        config_path = config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
         asyncio.run(serve(settings, config_path=config_path))
+    except ControlSocketError as exc:
+        raise _fail([str(exc)], 1) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise _fail([f"port {settings.port} on {settings.host} is already in use (config key: port)"], 1) from None

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
         "抱歉，你暂时没有使用这个应用的权限。如需开通，请联系管理员。",
         description="The reply to a user the access lists refuse.",
     )
+    pause_notice: str = Field(
+        "机器人正在维护，暂时不能回答，请稍后再试。",
+        description="The reply to everyone but admins while an operator has paused the bot.",
+    )
     azure_on: bool = Field(False, description="Send model calls to Azure OpenAI.")
     azure_api_version: str = Field("2024-06-01", description="Azure api-version.")
     azure_resource_name: str = Field("", description="Azure resource: https://{name}.openai.azure.com.")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +42,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SOCKETS = Path(tempfile.gettempdir()) / f"cw-test-{os.getpid()}"  # short: a socket path has at most 107 bytes
+
+
+def short_socket_path() -> Path:
+    """A fresh control socket path short enough for AF_UNIX (pytest's tmp_path can be too long)."""
+    SOCKETS.mkdir(mode=0o700, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=SOCKETS)) / "control.sock"
+
+
 def make_settings(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "corp_id": TEST_CORP_ID,
@@ -53,6 +64,7 @@ def make_settings(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, **override
         "host": "127.0.0.1",
         "port": free_port(),
         "data_dir": tmp_path / "data",
+        "control_socket": short_socket_path(),
         "model_timeout": 20.0,
         "model_max_retries": 0,
     }

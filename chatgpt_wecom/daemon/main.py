@@ -1,7 +1,7 @@
 """serve(): open the services, start the callback site, resume unfinished work, stop in order on a signal.
 
-Shutdown order on SIGTERM/SIGINT: stop accepting callbacks (the listener closes, WeCom retries elsewhere or
-later) → let in-flight answers finish within the grace period → close clients → close the database → exit 0.
+Shutdown order on SIGTERM/SIGINT: stop accepting callbacks (the listener closes; WeCom retries later) → close
+the control socket → let in-flight answers finish within the grace period → close clients and the database.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from aiohttp import web
 
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.control.api import make_control_app
+from chatgpt_wecom.daemon.control.site import remove_socket, start_control_site
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.services import Services, Tuning
 from chatgpt_wecom.daemon.wecom import callback
@@ -41,7 +43,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     services = await Services(settings, tuning, config_path).open()
-    reloads: set[asyncio.Task[list[str]]] = set()
+    control = web.AppRunner(make_control_app(services), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    reloads: set[asyncio.Task[tuple[list[str], list[str]] | None]] = set()
+    socket_created = False
 
     def reload() -> None:
         task = asyncio.create_task(services.reload(), name="reload")
@@ -51,13 +55,16 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, reload)
     runner = web.AppRunner(make_web_app(services), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     try:
+        await control.setup()
+        await start_control_site(control, settings.socket_path)
+        socket_created = True
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
-        await services.resume()
+        await services.requeue_unfinished()
         services.ready = True
         log.info(
-            "chatgpt-wecom listening on %s:%d (callback /ai/callback), model %s at %s",
-            settings.host, settings.port, services.model.model, services.model.endpoint,
+            "chatgpt-wecom listening on %s:%d (callback /ai/callback), control socket %s, model %s at %s",
+            settings.host, settings.port, settings.socket_path, services.model.model, services.model.endpoint,
         )  # fmt: skip
         await stop.wait()
         log.info("shutting down: no new callbacks; finishing answers in progress")
@@ -65,6 +72,9 @@ async def serve(
         services.ready = False
         await asyncio.gather(*reloads, return_exceptions=True)
         await runner.cleanup()  # closes the listener, lets callbacks in flight finish storing
+        await control.cleanup()
+        if socket_created:
+            remove_socket(settings.socket_path)
         await services.close()  # drains the pipeline within the grace period
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +13,11 @@ from types import TracebackType
 
 import aiohttp
 
+from chatgpt_wecom import __version__, protocol
 from chatgpt_wecom.config import ConfigError, Settings, load_settings
+from chatgpt_wecom.daemon.chat.policy import day_start, month_start
 from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
-from chatgpt_wecom.daemon.control.bus import EventBus
+from chatgpt_wecom.daemon.control.bus import EventBus, preview
 from chatgpt_wecom.daemon.llm import ModelClient
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
@@ -22,9 +26,10 @@ from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.worker import Worker
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
-from chatgpt_wecom.daemon.store.inbox import InboxStore
+from chatgpt_wecom.daemon.store.history import HistoryStore
+from chatgpt_wecom.daemon.store.inbox import InboxStore, NewMessage
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
-from chatgpt_wecom.daemon.store.policy import PolicyStore
+from chatgpt_wecom.daemon.store.policy import PolicyStore, audit
 from chatgpt_wecom.daemon.store.usage import UsageStore
 from chatgpt_wecom.daemon.wecom.api import RetryPolicy, WeComClient, WeComConfigError
 from chatgpt_wecom.daemon.wecom.crypto import WeComCrypto
@@ -35,7 +40,7 @@ log = logging.getLogger(__name__)
 RELOADABLE = frozenset({
     "log_level", "session_timeout", "max_question_len", "max_answer_len", "max_text", "default_mode",
     "max_request", "allow_users", "deny_users", "vip_users", "admin_users", "sensitive_words", "help",
-    "deny_reply", "reply_format", "timezone", "service_url",
+    "deny_reply", "pause_notice", "reply_format", "timezone", "service_url",
 })  # fmt: skip
 
 
@@ -64,6 +69,7 @@ class Services:
         self.config_path = config_path
         self.ready = False
         self.started_at = time.time()
+        self._pause_override: str | None = None
         self.bus = EventBus()
         self.crypto = WeComCrypto(
             settings.receive_msg_token.get_secret_value(),
@@ -101,9 +107,15 @@ class Services:
         self.deliverer = Deliverer(self.outbox, self.wecom, self.bus, t.delivery)
         self.worker = Worker(self.db, self.inbox, self.responder, self.deliverer, self.bus, reply_format=s.reply_format)
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
+        self.history = HistoryStore(self.db)
+        paused = await self.history.get_state("paused")
+        if paused is not None:
+            self._pause_override = paused.get("notice")
+            self.responder.paused_notice = self._pause_override or s.pause_notice
+            log.warning("the bot is paused (by an operator before the last stop); `ctl resume` resumes it")
         return self
 
-    async def resume(self) -> int:
+    async def requeue_unfinished(self) -> int:
         """Queue every message accepted before a stop and not finished; returns how many."""
         rows = await self.inbox.open_rows()
         for row in rows:
@@ -112,10 +124,11 @@ class Services:
             log.info("pipeline: resuming %d unfinished message(s)", len(rows))
         return len(rows)
 
-    async def reload(self) -> list[str]:
-        """Re-read the config file (SIGHUP): apply what can change live; returns the keys that changed.
+    async def reload(self) -> tuple[list[str], list[str]] | None:
+        """Re-read the config file (SIGHUP): apply what can change live.
 
-        A file that no longer validates is reported and ignored: the daemon keeps running as it was.
+        Returns (keys applied, changed keys that need a restart), or None when the file no longer validates —
+        then it is reported and ignored, and the daemon keeps running as it was.
         """
         try:
             new = load_settings(self.config_path, require_file=self.config_path is not None)
@@ -123,7 +136,7 @@ class Services:
         except (ConfigError, TemplateError) as exc:
             log.error("reload: config not applied, keeping the running one: %s", str(exc).replace("\n", "; "))
             self.bus.publish("error", source="reload", error=str(exc))
-            return []
+            return None
         old = self.settings
         changed = [k for k in Settings.model_fields if getattr(new, k) != getattr(old, k)]
         needs_restart = [k for k in changed if k not in RELOADABLE]
@@ -133,6 +146,8 @@ class Services:
         self.settings = old.model_copy(update=live)
         self.responder.settings = self.settings
         self.responder.templates = self.templates = templates
+        if self.responder.paused_notice is not None:
+            self.responder.paused_notice = self._pause_override or self.settings.pause_notice
         self.worker.reply_format = self.settings.reply_format
         logging.getLogger().setLevel(self.settings.log_level.upper())
         applied = await self.policy.apply_config(self.settings)
@@ -140,7 +155,90 @@ class Services:
         if applied:
             log.info("policy: applied from the config file: %s", ", ".join(applied))
         self.bus.publish("config.reloaded", changed=sorted(live), restart_needed=needs_restart)
-        return sorted(live)
+        return sorted(live), needs_restart
+
+    # --- operator actions (the control API calls these) ----------------------------------------------
+    async def pause(self, notice: str | None, actor: str) -> None:
+        """Everyone but admins gets the pause notice instead of an answer, until resume(); survives restarts."""
+        self._pause_override = notice or None
+        self.responder.paused_notice = self._pause_override or self.settings.pause_notice
+        await self.history.set_state("paused", {"notice": self._pause_override, "by": actor})
+        log.warning("paused by %s", actor)
+        self.bus.publish("bot.paused", actor=actor, notice=self.responder.paused_notice)
+
+    async def resume(self, actor: str) -> None:
+        self.responder.paused_notice = None
+        await self.history.set_state("paused", None)
+        log.warning("resumed by %s", actor)
+        self.bus.publish("bot.resumed", actor=actor)
+
+    async def playground(self, user: str, text: str, actor: str) -> int:
+        """Put `text` into the pipeline as if `user` had sent it from WeCom; the answer goes to that user."""
+        message = NewMessage(
+            dedupe_key=f"play:{uuid.uuid4().hex}",
+            user_id=user,
+            msg_type="text",
+            content=text,
+            received_at=self.tuning.clock(),
+            payload={"source": "playground", "by": actor},
+        )
+        inbox_id = await self.inbox.add(message)
+        assert inbox_id is not None  # a fresh uuid is never a duplicate
+        self.bus.publish("message.received", user=user, inbox_id=inbox_id, msg_type="text",
+                         text=preview(text), source="playground")  # fmt: skip
+        self.dispatcher.submit(user, inbox_id)
+        return inbox_id
+
+    async def reset_quota(self, user: str | None, actor: str) -> int:
+        cleared = await self.usage.reset(user, self.responder.local_day(self.tuning.clock()), actor)
+        self.bus.publish("policy.changed", actor=actor, change="quota_reset", user=user or "all")
+        return cleared
+
+    async def clear_context(self, user: str, actor: str) -> None:
+        async with self.db.tx() as conn:
+            await ConversationStore.clear_context(conn, user)
+            await audit(conn, actor, "clear_context", user, None, None)
+        self.bus.publish("policy.changed", actor=actor, change="context_cleared", user=user)
+
+    async def status(self) -> protocol.Status:
+        s, now = self.settings, self.tuning.clock()
+        users, questions, messages = await self.history.today(day_start(now, s.zone))
+        token = self.wecom.token_state()
+        return protocol.Status(
+            version=__version__,
+            started_at=self.started_at,
+            uptime=time.time() - self.started_at,
+            paused=self.responder.paused_notice is not None,
+            pause_notice=self.responder.paused_notice or s.pause_notice,
+            model=self.model.model,
+            model_endpoint=self.model.endpoint,
+            wecom_api_base=s.wecom_api_base,
+            corp_id=s.corp_id,
+            agent_id=s.agent_id,
+            token=protocol.TokenState(**dataclasses.asdict(token)),
+            queue_depth=self.dispatcher.depth,
+            open_messages=await self.inbox.count_open(),
+            users_today=users,
+            questions_today=questions,
+            messages_today=messages,
+            secrets=s.secrets_set(),
+            last_errors=[protocol.Event(seq=e.seq, kind=e.kind, at=e.at, data=e.data) for e in self.bus.recent_errors],
+            config_path=str(self.config_path) if self.config_path else None,
+            data_dir=str(s.data_dir),
+            control_socket=str(s.socket_path),
+        )
+
+    async def quotas(self) -> protocol.Quotas:
+        s, now = self.settings, self.tuning.clock()
+        day = self.responder.local_day(now)
+        lists = self.policy.lists
+        rows = await self.history.user_activity(day, month_start(now, s.zone))
+        users = [
+            protocol.UserQuota(user_id=u, used_today=used, questions_month=q, tokens_month=t,
+                               unlimited=lists.unlimited(u) or s.max_request <= 0)
+            for u, used, q, t in rows
+        ]  # fmt: skip
+        return protocol.Quotas(day=day, limit=s.max_request, timezone=s.timezone, users=users)
 
     def _wecom_config_error(self, exc: WeComConfigError) -> None:
         log.error("wecom: %s — %s", exc, exc.hint)

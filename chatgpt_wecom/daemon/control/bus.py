@@ -15,6 +15,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+ERROR_KINDS = frozenset({"error", "delivery.failed"})
+PREVIEW = 2000  # characters of a question or answer carried by an event; the history has the rest
+
+
+def preview(text: str) -> str:
+    return text if len(text) <= PREVIEW else text[:PREVIEW] + "…"
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -62,13 +69,16 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, queue_size: int = 1000) -> None:
+    def __init__(self, queue_size: int = 1000, keep_errors: int = 20) -> None:
         self._subscribers: set[Subscription] = set()
         self._queue_size = queue_size
         self._seq = itertools.count(1)
+        self.recent_errors: deque[Event] = deque(maxlen=keep_errors)  # for the status page
 
     def publish(self, kind: str, **data: Any) -> None:
         event = Event(kind, data, next(self._seq))
+        if kind in ERROR_KINDS:
+            self.recent_errors.append(event)
         for sub in tuple(self._subscribers):
             sub._offer(event)
 

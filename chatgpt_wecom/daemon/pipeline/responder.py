@@ -1,7 +1,8 @@
 """Turns one inbox message into what to say back: runs the chat decisions and, for a question, the model.
 
-Order of decisions: access lists → message type → command (help, modes, templates, usage, admin commands) →
-for a question: template, length, sensitive words, daily quota → the model → sensitive words in the answer.
+Order of decisions: access lists → paused (admins pass) → message type → command (help, modes, templates,
+usage, admin commands) → for a question: template, length, sensitive words, daily quota → the model →
+sensitive words in the answer.
 No SQL and no HTTP here beyond reads and the model call: the result is an `Outcome` that the worker stores
 atomically with the quota count.
 """
@@ -74,6 +75,7 @@ class Responder:
     ) -> None:
         self.settings = settings  # replaced on reload
         self.templates = templates  # replaced on reload
+        self.paused_notice: str | None = None  # set while an operator has paused the bot
         self._conversations = conversations
         self._usage = usage
         self._policy = policy
@@ -94,6 +96,8 @@ class Responder:
         turn = _Turn(row, session, None if session.expired else state.mode)
         if not self._policy.lists.may_chat(user):
             return turn.reply(s.deny_reply)
+        if self.paused_notice is not None and not self._policy.lists.is_admin(user):
+            return turn.reply(self.paused_notice)
         if row.msg_type != "text":
             return turn.reply(replies.unsupported_message(row.msg_type))
         match parse_command(row.content):

@@ -32,8 +32,8 @@ __all__ = ["MIN_LIMIT", "split_message"]
 MIN_LIMIT = 64
 _MAX_MARKER = 8
 _FENCE = re.compile(rb"^ {0,3}(`{3,}|~{3,})(.*)", re.MULTILINE)
+_FENCY = re.compile(rb" {0,3}(?:```|~~~)")  # a line starting like this may be read as a fence
 _ZWJ = "\u200d".encode()
-_WS = b" \t\r\n"
 
 
 def _alt(chars: str) -> bytes:
@@ -81,14 +81,6 @@ def _block(opened: tuple[int, int, bytes, bytes], close_start: int, close_end: i
     return _Block(open_start, body_start, close_start, close_end, reopen + b"\n", b"\n" + marker)
 
 
-def _fency(data: bytes, at: int) -> bool:
-    """Would a line starting at ``at`` look like a fence line?"""
-    k = 0
-    while k < 3 and data[at + k : at + k + 1] == b" ":
-        k += 1
-    return data.startswith((b"```", b"~~~"), at + k)
-
-
 def _glued(data: bytes, c: int) -> bool:
     """Is ``c`` between a character and a mark / selector / joiner that belongs to it?"""
     if data.endswith(_ZWJ, 0, c):
@@ -127,7 +119,7 @@ class _Splitter:
         return pos
 
     def rstrip(self, start: int, c: int) -> int:
-        while c > start and self.data[c - 1] in _WS:
+        while c > start and self.data[c - 1] in b" \t\r\n":
             c -= 1
         return c
 
@@ -137,8 +129,9 @@ class _Splitter:
         if e == start or (blk is not None and (e < blk.body_start or s >= blk.close_start)):
             return True  # empty part, cut in/right after an opening line, or just before a closing one
         if data[c] == 0x0A:
-            return False  # mid-line cut: neither half of the line may start like a fence
-        return _fency(data, data.rfind(b"\n", 0, c) + 1) or (data[s - 1] != 0x0A and _fency(data, s))
+            return False
+        line_start = data.rfind(b"\n", 0, c) + 1  # mid-line cut: no half may look like a fence line
+        return bool(_FENCY.match(data, line_start) or (data[s - 1] != 0x0A and _FENCY.match(data, s)))
 
     def find_cut(self, start: int, hi: int) -> tuple[int, bool]:
         lo, data = start + (hi - start) // 2, self.data

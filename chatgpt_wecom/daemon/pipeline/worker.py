@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from chatgpt_wecom.daemon.control.bus import EventBus
+from chatgpt_wecom.daemon.control.bus import EventBus, preview
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
 from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.split import split_message
@@ -66,4 +66,6 @@ class Worker:
                 await UsageStore.count(conn, row.user_id, outcome.quota_day)
             await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, parts)
             await InboxStore.set_state(conn, row.id, "answered")
-        self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=len(parts))
+        self._bus.publish(
+            "reply.stored", user=row.user_id, inbox_id=row.id, parts=len(parts), text=preview(outcome.text)
+        )

@@ -85,4 +85,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX exchanges_time ON exchanges(asked_at);
     """,
+    # 3: small daemon state that must survive a restart (e.g. paused)
+    """
+    CREATE TABLE daemon_state (
+        key   TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL                        -- JSON
+    );
+    """,
 )

@@ -11,6 +11,7 @@ import logging
 
 from aiohttp import web
 
+from chatgpt_wecom.daemon.control.bus import preview
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.store.inbox import NewMessage
 from chatgpt_wecom.daemon.wecom.crypto import CryptoError, DecryptError
@@ -92,7 +93,7 @@ async def receive(request: web.Request) -> web.Response:
         log.info("callback: duplicate %s from %s acknowledged", msg.dedupe_key, msg.from_user)
         return web.Response(text="")
     services.bus.publish(
-        "message.received", user=msg.from_user, inbox_id=inbox_id, msg_type=msg.msg_type, text=msg.content
+        "message.received", user=msg.from_user, inbox_id=inbox_id, msg_type=msg.msg_type, text=preview(msg.content)
     )
     services.dispatcher.submit(msg.from_user, inbox_id)
     return web.Response(text="")

@@ -278,12 +278,12 @@ def test_property_arbitrary_text(text: str, limit: int) -> None:
         assert parts == [text]
 
 
-_PROSE = st.text(st.sampled_from(list("ab xyz.!?,。！？中文😀\u0301")), min_size=1, max_size=120)
+_PROSE = st.text(st.sampled_from(list("ab xyz.!?,。！？中文😀\u0301")), min_size=1, max_size=300)
 _LINE = st.one_of(_PROSE, _PROSE, st.just(""), st.sampled_from(["```", "```python", "~~~", "````js"]))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_LINE, min_size=5, max_size=120).map("\n".join), st.integers(64, 512))
+@given(st.lists(_LINE, min_size=10, max_size=120).map("\n".join), st.integers(64, 512))
 def test_property_markdown_fences_balanced(text: str, limit: int) -> None:
     parts = split_message(text, limit)
     check_basic(text, parts, limit)

@@ -1,0 +1,176 @@
+"""A client of the daemon's control API over its Unix socket — used by `ctl` and the TUI.
+
+It imports neither the daemon nor textual. Every call raises `DaemonNotRunning` when nothing answers on the
+socket, and `ControlError` (with the API's `code`) when the daemon refuses a request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, TypeAdapter
+
+from chatgpt_wecom import protocol as p
+
+M = TypeVar("M", bound=BaseModel)
+
+_TEMPLATES = TypeAdapter(list[p.Template])
+_AUDIT = TypeAdapter(list[p.AuditEntry])
+_HISTORY = TypeAdapter(list[p.Exchange])
+
+
+class DaemonNotRunning(Exception):
+    """Nothing answers on the control socket."""
+
+    def __init__(self, socket_path: Path) -> None:
+        super().__init__(f"the daemon is not running (no answer on {socket_path})")
+        self.socket_path = socket_path
+
+
+class ControlError(Exception):
+    """The daemon refused a request; `code` is the API's error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ControlClient:
+    """`async with ControlClient(path) as client: status = await client.status()`."""
+
+    def __init__(self, socket_path: Path, timeout: float = 10.0) -> None:
+        self.socket_path = socket_path
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ControlClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            )
+        return self._session
+
+    async def _request(self, method: str, path: str, body: BaseModel | None = None, **query: Any) -> Any:
+        params = {k: str(v) for k, v in query.items() if v is not None}
+        data = body.model_dump_json() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        try:
+            async with self._http().request(
+                method, f"http://daemon{p.API}{path}", params=params, data=data, headers=headers
+            ) as resp:
+                payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+                if resp.status >= 400:
+                    err = payload if isinstance(payload, dict) else {}
+                    raise ControlError(resp.status, err.get("code", "error"), err.get("error", resp.reason or ""))
+                return payload
+        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonNotRunning(self.socket_path) from exc
+
+    async def _get(self, model: type[M], path: str, **query: Any) -> M:
+        return model.model_validate(await self._request("GET", path, **query))
+
+    async def _post(self, model: type[M], path: str, body: BaseModel | None = None) -> M:
+        return model.model_validate(await self._request("POST", path, body))
+
+    # --- reads -------------------------------------------------------------------------------------
+    async def status(self) -> p.Status:
+        return await self._get(p.Status, "/status")
+
+    async def conversations(
+        self, user: str | None = None, limit: int = 50, before: int | None = None
+    ) -> p.ExchangePage:
+        """Recent exchanges, newest first; `before` pages back."""
+        return await self._get(p.ExchangePage, "/conversations", user=user, limit=limit, before=before)
+
+    async def history(self, user: str) -> list[p.Exchange]:
+        """A user's whole history, oldest first."""
+        return _HISTORY.validate_python(await self._request("GET", f"/users/{user}/history"))
+
+    async def history_markdown(self, user: str) -> str:
+        data = await self._request("GET", f"/users/{user}/history", format="md")
+        return str(data["markdown"])
+
+    async def quotas(self) -> p.Quotas:
+        return await self._get(p.Quotas, "/quotas")
+
+    async def lists(self) -> p.Lists:
+        return await self._get(p.Lists, "/lists")
+
+    async def words(self) -> p.Words:
+        return await self._get(p.Words, "/words")
+
+    async def templates(self) -> list[p.Template]:
+        return _TEMPLATES.validate_python(await self._request("GET", "/templates"))
+
+    async def audit(self, limit: int = 100, before: int | None = None) -> list[p.AuditEntry]:
+        return _AUDIT.validate_python(await self._request("GET", "/audit", limit=limit, before=before))
+
+    # --- writes ------------------------------------------------------------------------------------
+    async def add_users(self, name: p.ListName, users: list[str]) -> p.Changed:
+        return await self._post(p.Changed, f"/lists/{name}/add", p.UsersChange(users=users))
+
+    async def remove_users(self, name: p.ListName, users: list[str]) -> p.Changed:
+        return await self._post(p.Changed, f"/lists/{name}/remove", p.UsersChange(users=users))
+
+    async def add_words(self, words: list[str]) -> p.Changed:
+        return await self._post(p.Changed, "/words/add", p.WordsChange(words=words))
+
+    async def remove_words(self, words: list[str]) -> p.Changed:
+        return await self._post(p.Changed, "/words/remove", p.WordsChange(words=words))
+
+    async def reset_quota(self, user: str | None) -> p.QuotaResetDone:
+        return await self._post(p.QuotaResetDone, "/quota/reset", p.QuotaReset(user=user))
+
+    async def clear_context(self, user: str) -> None:
+        await self._request("POST", f"/users/{user}/context/clear")
+
+    async def pause(self, notice: str | None = None) -> p.Status:
+        return await self._post(p.Status, "/pause", p.PauseRequest(notice=notice))
+
+    async def resume(self) -> p.Status:
+        return await self._post(p.Status, "/resume")
+
+    async def reload(self) -> p.Reloaded:
+        return await self._post(p.Reloaded, "/reload")
+
+    async def playground(self, user: str, text: str) -> p.PlaygroundAccepted:
+        """Send `text` as `user` through the real pipeline; the answer shows in the event stream."""
+        return await self._post(p.PlaygroundAccepted, "/playground", p.PlaygroundMessage(user=user, text=text))
+
+    # --- the live stream ---------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[p.Event]:
+        """Follow the live event stream until the daemon goes away (then DaemonNotRunning)."""
+        try:
+            async with self._http().get(
+                f"http://daemon{p.API}/events", timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
+            ) as resp:
+                if resp.status != 200:
+                    raise ControlError(resp.status, "error", await resp.text())
+                async for raw in resp.content:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                    if line.startswith("data:"):
+                        yield p.Event.model_validate(json.loads(line[5:]))
+        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonNotRunning(self.socket_path) from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+            raise DaemonNotRunning(self.socket_path) from exc

@@ -1,0 +1,273 @@
+"""The control API: JSON under /v1 on the daemon's Unix socket — the only way `ctl` and the TUI steer it.
+
+Reads: status, conversations, a user's history, quotas, lists, words, templates, audit log.
+Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground.
+Live: `GET /v1/events` streams bus events as Server-Sent Events from a bounded per-client queue.
+Errors are `{"error", "code"}`. Changes are audited with the operator's OS user as the actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pwd
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from chatgpt_wecom import protocol as p
+from chatgpt_wecom.daemon.control.bus import Event
+from chatgpt_wecom.daemon.keys import SERVICES
+from chatgpt_wecom.daemon.services import Services
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+KEEPALIVE = 15.0  # seconds between SSE comments when nothing happens
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": message, "code": code}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return _error(400, "bad_request", f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+    except web.HTTPException as exc:
+        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+    except Exception:
+        log.exception("control: %s %s failed", request.method, request.path)
+        return _error(500, "internal", "internal error; see the daemon's log")
+
+
+def _json(data: BaseModel | list[M]) -> web.Response:
+    if isinstance(data, BaseModel):
+        text = data.model_dump_json()
+    else:
+        text = "[" + ",".join(item.model_dump_json() for item in data) + "]"
+    return web.Response(text=text, content_type="application/json")
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    raw = await request.read()
+    return model.model_validate_json(raw or b"{}")
+
+
+def _int(request: web.Request, name: str, default: int | None, *, high: int = 1000) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise web.HTTPBadRequest(reason="Bad Request", text=f"{name} must be a number") from None
+    if not 0 < number <= (high if name == "limit" else 2**62):
+        raise web.HTTPBadRequest(reason="Bad Request", text=f"{name} is out of range")
+    return number
+
+
+def operator(request: web.Request) -> str:
+    """The audit actor: the OS user on the other end of the socket (SO_PEERCRED)."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None:
+        return "control"
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _, uid, _ = struct.unpack("3i", creds)
+        return f"control:{pwd.getpwuid(uid).pw_name}"
+    except (OSError, KeyError):
+        return "control"
+
+
+def _list_name(request: web.Request) -> p.ListName:
+    name = request.match_info["name"]
+    if name not in p.LIST_NAMES:
+        raise web.HTTPNotFound(reason="Unknown List", text=f"unknown list {name!r} (allow, deny, vip, admin)")
+    return name
+
+
+def _svc(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+# --- reads ---------------------------------------------------------------------------------------------
+async def status(request: web.Request) -> web.Response:
+    return _json(await _svc(request).status())
+
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    """The fields of a slotted dataclass, for a wire model of the same shape."""
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+async def conversations(request: web.Request) -> web.Response:
+    limit = _int(request, "limit", 50) or 50
+    page = await _svc(request).history.recent(request.query.get("user"), limit, _int(request, "before", None))
+    items = [p.Exchange(**vars_of(x)) for x in page]
+    return _json(p.ExchangePage(items=items, next_before=items[-1].id if len(items) == limit else None))
+
+
+async def history(request: web.Request) -> web.Response:
+    user = request.match_info["user"]
+    items = [p.Exchange(**vars_of(x)) for x in await _svc(request).history.of_user(user)]
+    if request.query.get("format") == "md":
+        return web.json_response({"markdown": history_markdown(user, items)})
+    return _json(items)
+
+
+def history_markdown(user: str, items: list[p.Exchange]) -> str:
+    lines = [f"# Conversation history of {user}", ""]
+    for x in items:
+        when = datetime.fromtimestamp(x.asked_at).strftime("%Y-%m-%d %H:%M:%S")
+        lines += [f"## {when} · {x.mode}", "", "**Q:**", "", x.question, ""]
+        lines += ["**A:**", "", x.answer if x.answer is not None else f"_(no answer: {x.error})_", ""]
+    return "\n".join(lines)
+
+
+async def quotas(request: web.Request) -> web.Response:
+    return _json(await _svc(request).quotas())
+
+
+async def lists(request: web.Request) -> web.Response:
+    snap = _svc(request).policy.lists
+    return _json(p.Lists(**{n: sorted(snap.members(n), key=str.casefold) for n in p.LIST_NAMES}))
+
+
+async def words(request: web.Request) -> web.Response:
+    return _json(p.Words(words=list(_svc(request).policy.snapshot.words)))
+
+
+async def templates(request: web.Request) -> web.Response:
+    items = [p.Template(title=t.title, description=t.description, example=t.example) for t in _svc(request).templates]
+    return _json(items)
+
+
+async def audit(request: web.Request) -> web.Response:
+    entries = await _svc(request).policy.audit_log(_int(request, "limit", 100) or 100, _int(request, "before", None))
+    return _json([p.AuditEntry(**vars_of(e)) for e in entries])
+
+
+# --- writes --------------------------------------------------------------------------------------------
+async def add_users(request: web.Request) -> web.Response:
+    body = await _body(request, p.UsersChange)
+    changed = await _svc(request).policy.add_users(_list_name(request), body.users, operator(request))
+    return _json(p.Changed(changed=changed))
+
+
+async def remove_users(request: web.Request) -> web.Response:
+    body = await _body(request, p.UsersChange)
+    changed = await _svc(request).policy.remove_users(_list_name(request), body.users, operator(request))
+    return _json(p.Changed(changed=changed))
+
+
+async def add_words(request: web.Request) -> web.Response:
+    body = await _body(request, p.WordsChange)
+    return _json(p.Changed(changed=await _svc(request).policy.add_words(body.words, operator(request))))
+
+
+async def remove_words(request: web.Request) -> web.Response:
+    body = await _body(request, p.WordsChange)
+    return _json(p.Changed(changed=await _svc(request).policy.remove_words(body.words, operator(request))))
+
+
+async def reset_quota(request: web.Request) -> web.Response:
+    body = await _body(request, p.QuotaReset)
+    return _json(p.QuotaResetDone(cleared=await _svc(request).reset_quota(body.user, operator(request))))
+
+
+async def clear_context(request: web.Request) -> web.Response:
+    await _svc(request).clear_context(request.match_info["user"], operator(request))
+    return web.json_response({"ok": True})
+
+
+async def pause(request: web.Request) -> web.Response:
+    body = await _body(request, p.PauseRequest)
+    services = _svc(request)
+    await services.pause(body.notice, operator(request))
+    return _json(await services.status())
+
+
+async def resume(request: web.Request) -> web.Response:
+    services = _svc(request)
+    await services.resume(operator(request))
+    return _json(await services.status())
+
+
+async def reload(request: web.Request) -> web.Response:
+    result = await _svc(request).reload()
+    if result is None:
+        return _error(409, "invalid_config", "the config file does not validate; see the daemon's log")
+    changed, restart_needed = result
+    return _json(p.Reloaded(changed=changed, restart_needed=restart_needed))
+
+
+async def playground(request: web.Request) -> web.Response:
+    body = await _body(request, p.PlaygroundMessage)
+    inbox_id = await _svc(request).playground(body.user, body.text, operator(request))
+    return _json(p.PlaygroundAccepted(inbox_id=inbox_id))
+
+
+# --- live events ---------------------------------------------------------------------------------------
+def _sse(event: Event) -> bytes:
+    wire = p.Event(seq=event.seq, kind=event.kind, at=event.at, data=event.data, dropped=event.dropped)
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {wire.model_dump_json()}\n\n".encode()
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events. A client that cannot keep up loses the oldest events and is told how many."""
+    services = _svc(request)
+    subscription = services.bus.subscribe()
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(subscription.get(), KEEPALIVE)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            await response.write(_sse(event))
+    except (ConnectionResetError, ConnectionError):
+        pass
+    finally:
+        subscription.close()
+    return response
+
+
+def make_control_app(services: Services) -> web.Application:
+    app = web.Application(middlewares=[errors_as_json], client_max_size=1024 * 1024)
+    app[SERVICES] = services
+    r = app.router
+    api = p.API
+    r.add_get(f"{api}/status", status)
+    r.add_get(f"{api}/conversations", conversations)
+    r.add_get(f"{api}/users/{{user}}/history", history)
+    r.add_post(f"{api}/users/{{user}}/context/clear", clear_context)
+    r.add_get(f"{api}/quotas", quotas)
+    r.add_post(f"{api}/quota/reset", reset_quota)
+    r.add_get(f"{api}/lists", lists)
+    r.add_post(f"{api}/lists/{{name}}/add", add_users)
+    r.add_post(f"{api}/lists/{{name}}/remove", remove_users)
+    r.add_get(f"{api}/words", words)
+    r.add_post(f"{api}/words/add", add_words)
+    r.add_post(f"{api}/words/remove", remove_words)
+    r.add_get(f"{api}/templates", templates)
+    r.add_get(f"{api}/audit", audit)
+    r.add_post(f"{api}/pause", pause)
+    r.add_post(f"{api}/resume", resume)
+    r.add_post(f"{api}/reload", reload)
+    r.add_post(f"{api}/playground", playground)
+    r.add_get(f"{api}/events", events)
+    return app

@@ -1,0 +1,166 @@
+"""Wire models of the control API, shared by the daemon (server) and its clients (`ctl`, the TUI).
+
+JSON over a Unix socket, routes under `/v1`. Errors are `{"error": "...", "code": "..."}` with a 4xx/5xx status.
+The live event stream (`GET /v1/events`) is Server-Sent Events: one `Event` per `data:` line.
+
+This module imports neither the daemon nor textual: both sides depend on it, never on each other.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+API = "/v1"
+
+ListName = Literal["allow", "deny", "vip", "admin"]
+LIST_NAMES: tuple[ListName, ...] = ("allow", "deny", "vip", "admin")
+
+
+class ErrorBody(BaseModel):
+    error: str
+    code: str  # bad_request, not_found, unknown_list, invalid_config, internal …
+
+
+class TokenState(BaseModel):
+    has_token: bool
+    expires_in: float | None = None
+    last_error: str | None = None
+    last_error_code: int | None = None
+
+
+class Event(BaseModel):
+    """One thing that happened in the daemon. `dropped`: events this client missed just before this one."""
+
+    seq: int
+    kind: str  # message.received, answer.started, answer.finished, reply.stored, delivery.sent,
+    # delivery.failed, message.done, policy.changed, config.reloaded, bot.paused, bot.resumed, error
+    at: float
+    data: dict[str, Any] = Field(default_factory=dict)
+    dropped: int = 0
+
+
+class Status(BaseModel):
+    version: str
+    started_at: float
+    uptime: float
+    paused: bool
+    pause_notice: str
+    model: str
+    model_endpoint: str
+    wecom_api_base: str
+    corp_id: str
+    agent_id: int
+    token: TokenState
+    queue_depth: int  # messages queued or in progress in the workers
+    open_messages: int  # accepted and not finished (includes the queue)
+    users_today: int
+    questions_today: int
+    messages_today: int
+    secrets: dict[str, bool]  # which secrets are set — never their values
+    last_errors: list[Event]
+    config_path: str | None
+    data_dir: str
+    control_socket: str
+
+
+class Exchange(BaseModel):
+    """One question put to the model and its answer (as stored, uncensored)."""
+
+    id: int
+    user_id: str
+    mode: str
+    question: str
+    answer: str | None
+    error: str | None
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    asked_at: float
+    answered_at: float | None
+
+
+class ExchangePage(BaseModel):
+    items: list[Exchange]
+    next_before: int | None  # pass as `before` for the next (older) page; None at the end
+
+
+class UserQuota(BaseModel):
+    user_id: str
+    used_today: int
+    questions_month: int
+    tokens_month: int
+    unlimited: bool
+
+
+class Quotas(BaseModel):
+    day: str  # local date in the daemon's time zone
+    limit: int  # max_request; 0 = no limit
+    timezone: str
+    users: list[UserQuota]
+
+
+class Lists(BaseModel):
+    allow: list[str]
+    deny: list[str]
+    vip: list[str]
+    admin: list[str]
+
+
+class Words(BaseModel):
+    words: list[str]
+
+
+class Template(BaseModel):
+    title: str
+    description: str
+    example: str
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    before: Any = None
+    after: Any = None
+
+
+class UsersChange(BaseModel):
+    users: list[str] = Field(min_length=1)
+
+
+class WordsChange(BaseModel):
+    words: list[str] = Field(min_length=1)
+
+
+class Changed(BaseModel):
+    changed: list[str]  # what actually changed (already present / absent items are left out)
+
+
+class QuotaReset(BaseModel):
+    user: str | None = None  # None: everyone
+
+
+class QuotaResetDone(BaseModel):
+    cleared: int
+
+
+class PauseRequest(BaseModel):
+    notice: str | None = None  # replaces the configured pause notice while paused
+
+
+class PlaygroundMessage(BaseModel):
+    user: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1)
+
+
+class PlaygroundAccepted(BaseModel):
+    inbox_id: int
+
+
+class Reloaded(BaseModel):
+    changed: list[str]
+    restart_needed: list[str]
