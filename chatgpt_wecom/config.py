@@ -10,6 +10,7 @@ A bad value becomes a `ConfigError` whose lines each name one key and never cont
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -307,3 +308,18 @@ def load_settings(path: Path | None = None, *, require_file: bool = False) -> Se
     if settings.control_socket is not None:
         settings.control_socket = (base / settings.control_socket).resolve()
     return settings
+
+
+def resolve_socket(config: Path | None = None, socket: Path | None = None) -> Path:
+    """The control socket a client should use: `socket` if given, else what config.yml (and the environment's
+    CONTROL_SOCKET / DATA_DIR) say, resolved like the daemon does. Needs no secrets and never fails on them."""
+    if socket is not None:
+        return socket
+    path = config or DEFAULT_CONFIG_PATH
+    data = read_yaml(path) if path.exists() or config is not None else {}
+    env = {k.lower(): v for k, v in os.environ.items() if k in ("CONTROL_SOCKET", "DATA_DIR") and v}
+    data.update(env)
+    base = path.resolve().parent
+    if data.get("control_socket"):
+        return (base / str(data["control_socket"])).resolve()
+    return (base / str(data.get("data_dir") or "data")).resolve() / "control.sock"
