@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.main import serve
 from chatgpt_wecom.daemon.pipeline.delivery import DeliveryPolicy
-from chatgpt_wecom.daemon.services import Tuning
+from chatgpt_wecom.daemon.services import Services, Tuning
 from chatgpt_wecom.daemon.wecom.api import RetryPolicy
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
@@ -82,9 +82,11 @@ async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "conditi
 
 
 class DaemonRunner:
-    def __init__(self, settings: Settings, tuning: Tuning = FAST) -> None:
+    def __init__(self, settings: Settings, tuning: Tuning = FAST, config_path: Path | None = None) -> None:
         self.settings = settings
         self.tuning = tuning
+        self.config_path = config_path
+        self.services: Services | None = None  # the running daemon's services, for white-box waits
         self.signer = CallbackSigner(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID, str(AGENT_ID))
         self.url = f"http://127.0.0.1:{settings.port}"
         self._stop = asyncio.Event()
@@ -92,7 +94,9 @@ class DaemonRunner:
         self.http = aiohttp.ClientSession()
 
     async def start(self) -> DaemonRunner:
-        self._task = asyncio.create_task(serve(self.settings, self.tuning, self._stop))
+        self._task = asyncio.create_task(
+            serve(self.settings, self.tuning, self._stop, self.config_path, on_ready=self._ready)
+        )
         deadline = time.monotonic() + 10
         while True:
             if self._task.done():
@@ -107,6 +111,9 @@ class DaemonRunner:
             if time.monotonic() > deadline:
                 raise AssertionError("daemon did not become ready")
             await asyncio.sleep(0.01)
+
+    def _ready(self, services: Services) -> None:
+        self.services = services
 
     async def post(self, req: SignedRequest, path: str = "/ai/callback") -> tuple[int, str]:
         async with self.http.post(f"{self.url}{path}", params=req.query, data=req.body) as resp:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -36,8 +37,12 @@ async def serve(
     tuning: Tuning | None = None,
     stop: asyncio.Event | None = None,
     config_path: Path | None = None,
+    on_ready: Callable[[Services], None] | None = None,
 ) -> None:
-    """Run the daemon until SIGTERM/SIGINT (or until `stop` is set); SIGHUP reloads `config_path`."""
+    """Run the daemon until SIGTERM/SIGINT (or until `stop` is set); SIGHUP reloads `config_path`.
+
+    `on_ready` is called once everything listens (in-process embedders and tests use it).
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,6 +67,8 @@ async def serve(
         await web.TCPSite(runner, settings.host, settings.port).start()
         await services.requeue_unfinished()
         services.ready = True
+        if on_ready is not None:
+            on_ready(services)
         log.info(
             "chatgpt-wecom listening on %s:%d (callback /ai/callback), control socket %s, model %s at %s",
             settings.host, settings.port, settings.socket_path, services.model.model, services.model.endpoint,

@@ -162,13 +162,17 @@ class Services:
         """Everyone but admins gets the pause notice instead of an answer, until resume(); survives restarts."""
         self._pause_override = notice or None
         self.responder.paused_notice = self._pause_override or self.settings.pause_notice
-        await self.history.set_state("paused", {"notice": self._pause_override, "by": actor})
+        async with self.db.tx() as conn:
+            await HistoryStore.set_state(conn, "paused", {"notice": self._pause_override, "by": actor})
+            await audit(conn, actor, "pause", "", None, {"notice": self.responder.paused_notice})
         log.warning("paused by %s", actor)
         self.bus.publish("bot.paused", actor=actor, notice=self.responder.paused_notice)
 
     async def resume(self, actor: str) -> None:
         self.responder.paused_notice = None
-        await self.history.set_state("paused", None)
+        async with self.db.tx() as conn:
+            await HistoryStore.set_state(conn, "paused", None)
+            await audit(conn, actor, "resume", "", None, None)
         log.warning("resumed by %s", actor)
         self.bus.publish("bot.resumed", actor=actor)
 

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+
 from chatgpt_wecom.daemon.store.db import Database, Row
 
 
@@ -89,8 +91,10 @@ class HistoryStore:
         row = await self._db.fetchone("SELECT value FROM daemon_state WHERE key = ?", (key,))
         return json.loads(row["value"]) if row else default
 
-    async def set_state(self, key: str, value: Any) -> None:
-        await self._db.execute(
+    @staticmethod
+    async def set_state(conn: aiosqlite.Connection, key: str, value: Any) -> None:
+        """Store `value` (JSON) under `key`, inside the caller's transaction."""
+        await conn.execute(
             "INSERT INTO daemon_state (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value, ensure_ascii=False)),
