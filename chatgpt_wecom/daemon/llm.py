@@ -1,60 +1,50 @@
-"""The model endpoint: one chat completion through the openai SDK (OpenAI, Azure, any compatible API).
+"""The model endpoint through the openai SDK (OpenAI, Azure, any compatible API): chat completions, whole
+(`complete`) or streamed (`stream`), and the optional media features — image generation, speech to text and
+image understanding (`llm_media`). The errors and their mapping live in `llm_base`; import them from here.
 
-Failures become two typed errors whose text is safe to log and show: it names the endpoint's host, the HTTP
+Failures become typed `ModelError`s whose text is safe to log and show: it names the endpoint's host, the HTTP
 status and the config key to check — never the API key, the prompt or the answer. The SDK does the bounded
-retries (`model_max_retries`; exponential backoff from 0.5 s, or the server's `Retry-After`).
+retries (`model_max_retries`; exponential backoff from 0.5 s, or the server's `Retry-After`); a stream is only
+retried while it opens, never once text has arrived.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.llm_base import (
+    Completion,
+    ContentPolicyError,
+    ContextTooLongError,
+    ErrorMapper,
+    FeatureUnavailableError,
+    ModelError,
+    ModelUnavailableError,
+    chat_completion,
+    mentions,
+)
+from chatgpt_wecom.daemon.llm_media import DeploymentClients, GeneratedImage, MediaCalls, MediaModels
 
 __all__ = [
+    "AnswerStream",
     "Completion",
+    "ContentPolicyError",
     "ContextTooLongError",
+    "FeatureUnavailableError",
+    "GeneratedImage",
+    "MediaModels",
     "ModelClient",
     "ModelError",
     "ModelUnavailableError",
     "openai_base_url",
 ]
-
-_CONTEXT_PHRASES = (
-    "context_length_exceeded",
-    "maximum context length",
-    "too many tokens",
-    "reduce the length",
-)
-_SAFE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
-
-class ModelError(Exception):
-    """A model call failed. `str(e)` is safe to log: no key, no prompt text, no answer."""
-
-
-class ContextTooLongError(ModelError):
-    """The endpoint rejected the request because the context (prompt + max_tokens) is too long."""
-
-
-class ModelUnavailableError(ModelError):
-    """The endpoint could not answer, after the SDK's bounded retries (at once when a retry cannot help)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """One answer: its text, the model that produced it, and the token usage (0 when not reported)."""
-
-    text: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
 
 
 def openai_base_url(base_url: str) -> str | None:
@@ -84,57 +74,200 @@ def _message(message: Mapping[str, str]) -> ChatCompletionMessageParam:
     raise ValueError(f"unsupported message role {role!r} (system, user or assistant)")
 
 
-def _is_context_error(exc: openai.APIStatusError) -> bool:
-    if exc.code == "context_length_exceeded":
-        return True
-    text = f"{exc.message} {exc.body}".lower()
-    return any(phrase in text for phrase in _CONTEXT_PHRASES)
+class AnswerStream:
+    """A streamed answer, from `ModelClient.stream`. Use it as an async context manager and iterate it:
+
+        async with client.stream(messages, max_tokens=500) as answer:
+            async for delta in answer:        # the answer's text, piece by piece, in order
+                ...
+        answer.completion                     # the whole Completion, once the iteration has ended
+
+    Opening (on `async with` or the first iteration) raises like `complete`: ContextTooLongError or
+    ModelUnavailableError. A failure mid-answer — the connection broke, a read timed out, an event was not
+    JSON, the stream ended without a finish reason — raises ModelUnavailableError; `text` then holds what
+    arrived before it. Leave the `async with` early to stop reading: the connection is released.
+    `completion.prompt_tokens` / `completion_tokens` come from the endpoint's final usage chunk (requested
+    with `stream_options.include_usage`), 0 when it sends none.
+    """
+
+    def __init__(self, owner: ModelClient, params: list[ChatCompletionMessageParam], max_tokens: int | None) -> None:
+        """Not opened yet; `ModelClient.stream` makes these."""
+        self._owner, self._params, self._max_tokens = owner, params, max_tokens
+        self._sdk: openai.AsyncStream[ChatCompletionChunk] | None = None
+        self._pieces: list[str] = []
+        self._model = ""
+        self._usage: CompletionUsage | None = None
+        self._finished = False
+        self._done = False
+        self._completion: Completion | None = None
+
+    async def __aenter__(self) -> AnswerStream:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AnswerStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._done:
+            raise StopAsyncIteration
+        sdk = await self._open()
+        try:
+            while True:
+                chunk = await anext(sdk)
+                if delta := self._take(chunk):
+                    return delta
+        except StopAsyncIteration:
+            await self.aclose()
+            if not self._finished:
+                raise self._owner._errors.broken("the stream ended before the answer was complete") from None
+            self._completion = Completion(
+                text=self.text,
+                model=self._model or self._owner.model,
+                prompt_tokens=self._usage.prompt_tokens if self._usage else 0,
+                completion_tokens=self._usage.completion_tokens if self._usage else 0,
+            )
+            raise
+        except openai.OpenAIError as exc:
+            await self.aclose()
+            raise self._owner._errors(exc, mid_stream=True) from None
+        except ValueError:  # an event that is not JSON
+            await self.aclose()
+            raise self._owner._errors.broken("the stream was malformed") from None
+
+    @property
+    def text(self) -> str:
+        """The answer's text so far (all of it once finished; the part that arrived before a failure)."""
+        return "".join(self._pieces)
+
+    @property
+    def completion(self) -> Completion:
+        """The whole answer with its usage. RuntimeError until the iteration has ended normally."""
+        if self._completion is None:
+            raise RuntimeError("the answer stream has not finished")
+        return self._completion
+
+    async def aclose(self) -> None:
+        """Release the connection (early, when the caller stops reading); iterating afterwards ends at once."""
+        self._done = True
+        if self._sdk is not None:
+            await self._sdk.close()
+
+    async def _open(self) -> openai.AsyncStream[ChatCompletionChunk]:
+        if self._sdk is None:
+            if self._done:
+                raise RuntimeError("the answer stream is closed")
+            try:
+                self._sdk = await self._owner._open_stream(self._params, self._max_tokens)
+            except BaseException:
+                self._done = True
+                raise
+        return self._sdk
+
+    def _take(self, chunk: ChatCompletionChunk) -> str:
+        self._model = self._model or chunk.model
+        self._usage = chunk.usage or self._usage
+        if not chunk.choices:
+            return ""
+        choice = chunk.choices[0]
+        self._finished = self._finished or choice.finish_reason is not None
+        delta = choice.delta.content if choice.delta else None
+        if delta:
+            self._pieces.append(delta)
+        return delta or ""
 
 
 class ModelClient:
-    """Sends chat completions to one configured endpoint and maps its failures to `ModelError`s."""
+    """Sends requests to one configured endpoint and maps its failures to `ModelError`s."""
 
-    def __init__(self, client: openai.AsyncOpenAI, model: str, *, endpoint: str) -> None:
-        """Wrap `client`; `model` is sent with every request; `endpoint` is a safe description (host only)."""
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        *,
+        endpoint: str,
+        media: MediaModels | None = None,
+        deployments: DeploymentClients | None = None,
+    ) -> None:
+        """Wrap `client`; `model` is sent with every chat request; `endpoint` is a safe description (host only).
+
+        `media` names the models of the optional features (none by default); with `deployments` (Azure) they
+        are deployment names, each reached through its own client from `deployments`.
+        """
         self._client = client
         self._model = model
         self._endpoint = endpoint
+        self._errors = ErrorMapper(endpoint)
+        self._media = MediaCalls(client, media or MediaModels(), self._errors, deployments)
+        self._stream_usage = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelClient:
         """The client the settings describe: Azure when `azure_on`, else OpenAI or a compatible `base_url`."""
-        http_client = openai.DefaultAsyncHttpxClient(proxy=settings.http_proxy) if settings.http_proxy else None
-        client: openai.AsyncOpenAI
+
+        def http_client() -> openai.DefaultAsyncHttpxClient | None:
+            return openai.DefaultAsyncHttpxClient(proxy=settings.http_proxy) if settings.http_proxy else None
+
+        media = MediaModels.from_settings(settings)
         if settings.azure_on:
             azure_endpoint = settings.base_url or f"https://{settings.azure_resource_name}.openai.azure.com"
-            client = openai.AsyncAzureOpenAI(
-                azure_endpoint=azure_endpoint,
-                azure_deployment=settings.azure_deployment_name,
-                api_version=settings.azure_api_version,
-                api_key=settings.azure_openai_token.get_secret_value(),
-                timeout=settings.model_timeout,
-                max_retries=settings.model_max_retries,
-                http_client=http_client,
+
+            def azure(deployment: str) -> openai.AsyncOpenAI:
+                return openai.AsyncAzureOpenAI(
+                    azure_endpoint=azure_endpoint,
+                    azure_deployment=deployment,
+                    api_version=settings.azure_api_version,
+                    api_key=settings.azure_openai_token.get_secret_value(),
+                    timeout=settings.model_timeout,
+                    max_retries=settings.model_max_retries,
+                    http_client=http_client(),
+                )
+
+            return cls(
+                azure(settings.azure_deployment_name),
+                settings.azure_deployment_name,
+                endpoint=_host(azure_endpoint),
+                media=media,
+                deployments=DeploymentClients(azure),
             )
-            return cls(client, settings.azure_deployment_name, endpoint=_host(azure_endpoint))
         client = openai.AsyncOpenAI(
             api_key=settings.api_key.get_secret_value(),
             base_url=openai_base_url(settings.base_url),
             timeout=settings.model_timeout,
             max_retries=settings.model_max_retries,
-            http_client=http_client,
+            http_client=http_client(),
         )
-        return cls(client, settings.model, endpoint=_host(str(client.base_url)))
+        return cls(client, settings.model, endpoint=_host(str(client.base_url)), media=media)
 
     @property
     def model(self) -> str:
-        """The model name (the deployment name on Azure) sent with each request."""
+        """The model name (the deployment name on Azure) sent with each chat request."""
         return self._model
 
     @property
     def endpoint(self) -> str:
         """The endpoint's host (and port), for logs and status; never a key."""
         return self._endpoint
+
+    @property
+    def images_available(self) -> bool:
+        """Whether `generate_image` is configured (`image_model`; `azure_image_deployment` on Azure)."""
+        return self._media.available("image")
+
+    @property
+    def speech_available(self) -> bool:
+        """Whether `transcribe` is configured (`speech_model`; `azure_speech_deployment` on Azure)."""
+        return self._media.available("speech")
+
+    @property
+    def vision_available(self) -> bool:
+        """Whether `describe` is configured (`vision_model`; `azure_vision_deployment` on Azure)."""
+        return self._media.available("vision")
 
     async def complete(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int | None = None) -> Completion:
         """One chat completion of `messages` (dicts with `role` system/user/assistant and `content`).
@@ -143,50 +276,69 @@ class ModelClient:
         every other failure once the SDK's retries are spent.
         """
         params = [_message(m) for m in messages]
-        try:
-            response = await self._client.chat.completions.create(
-                model=self._model,
-                messages=params,
-                max_tokens=openai.omit if max_tokens is None else max_tokens,
-            )
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from None
-        if not response.choices:
-            raise ModelUnavailableError(f"model endpoint {self._endpoint} returned no choices")
-        usage = response.usage
-        return Completion(
-            text=response.choices[0].message.content or "",
-            model=response.model or self._model,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        )
+        return await chat_completion(self._client, self._model, params, max_tokens, self._errors)
+
+    def stream(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int | None = None) -> AnswerStream:
+        """The answer to `messages` as it is written: see `AnswerStream` (`async with`, then `async for`).
+
+        Nothing is sent until the stream is entered or iterated; a bad role raises ValueError at once.
+        """
+        return AnswerStream(self, [_message(m) for m in messages], max_tokens)
+
+    async def generate_image(self, prompt: str) -> GeneratedImage:
+        """One `image_size` image for `prompt` from `image_model` (`azure_image_deployment` on Azure).
+
+        Raises FeatureUnavailableError when not configured, ContentPolicyError when the safety system refuses
+        the prompt, ModelUnavailableError for every other failure (also an answer without base64 image data).
+        """
+        return await self._media.generate_image(prompt)
+
+    async def transcribe(self, audio: bytes, filename: str, content_type: str) -> str:
+        """The text spoken in `audio`, a file named `filename` of type `content_type`, by `speech_model`.
+
+        Raises FeatureUnavailableError when not configured (`azure_speech_deployment` on Azure),
+        ModelUnavailableError for every failure of the endpoint (an unsupported audio format is an HTTP 400).
+        """
+        return await self._media.transcribe(audio, filename, content_type)
+
+    async def describe(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        image: bytes,
+        content_type: str,
+        *,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        """A chat completion of `messages` by `vision_model`, the image attached to the last user message.
+
+        Raises ValueError when there is no user message or `content_type` is not `image/…`; then like
+        `complete`, plus FeatureUnavailableError when vision is not configured (`azure_vision_deployment`).
+        """
+        return await self._media.describe([_message(m) for m in messages], image, content_type, max_tokens)
 
     async def close(self) -> None:
         """Close the HTTP connections (also those of a client passed to the constructor)."""
         await self._client.close()
+        await self._media.close()
 
-    def _error(self, exc: openai.OpenAIError) -> ModelError:
-        where = f"model endpoint {self._endpoint}"
-        if isinstance(exc, openai.APITimeoutError):
-            return ModelUnavailableError(f"{where} timed out (model_timeout)")
-        if isinstance(exc, openai.APIConnectionError):
-            cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection error"
-            return ModelUnavailableError(f"{where} is unreachable ({cause}); check base_url / http_proxy")
-        if not isinstance(exc, openai.APIStatusError):
-            return ModelUnavailableError(f"{where} failed ({type(exc).__name__})")
-        status = exc.status_code
-        code = f", code {exc.code}" if exc.code and _SAFE_CODE.fullmatch(exc.code) else ""
-        if status in (400, 413, 422) and _is_context_error(exc):
-            return ContextTooLongError(f"{where} rejected the request: context too long (HTTP {status}{code})")
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return ModelUnavailableError(
-                f"{where} refused the credentials (HTTP {status}{code}); "
-                "check api_key (azure_openai_token with azure_on)"
-            )
-        if isinstance(exc, openai.NotFoundError):
-            return ModelUnavailableError(f"{where} answered HTTP 404{code}; check model / azure_deployment_name")
-        if isinstance(exc, openai.RateLimitError):
-            return ModelUnavailableError(f"{where} is rate limiting or out of quota (HTTP 429{code})")
-        if status >= 500:
-            return ModelUnavailableError(f"{where} failed with HTTP {status}{code}")
-        return ModelUnavailableError(f"{where} rejected the request (HTTP {status}{code})")
+    async def _open_stream(
+        self, params: list[ChatCompletionMessageParam], max_tokens: int | None
+    ) -> openai.AsyncStream[ChatCompletionChunk]:
+        """Open a streamed completion, asking for the final usage chunk unless the endpoint refused that once
+        (Azure before api-version 2024-10-21 rejects `stream_options`): then it is asked again without it."""
+        while True:
+            usage = self._stream_usage
+            try:
+                return await self._client.chat.completions.create(
+                    model=self._model,
+                    messages=params,
+                    max_tokens=openai.omit if max_tokens is None else max_tokens,
+                    stream=True,
+                    stream_options={"include_usage": True} if usage else openai.omit,
+                )
+            except openai.BadRequestError as exc:
+                if not (usage and mentions(exc, "stream_options")):
+                    raise self._errors(exc) from None
+                self._stream_usage = False
+            except openai.OpenAIError as exc:
+                raise self._errors(exc) from None

@@ -1,4 +1,7 @@
-"""ModelClient against FakeModel over real loopback HTTP: routing, retries, error mapping, proxying."""
+"""ModelClient against FakeModel over real loopback HTTP: routing, retries, error mapping, streaming, proxying.
+
+The media calls (images, speech, vision) are in test_llm_media.py.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from aiohttp import web
 
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.llm import (
+    AnswerStream,
     Completion,
     ContextTooLongError,
     ModelClient,
@@ -370,6 +374,194 @@ async def test_slow_answer_does_not_block_others(fake: FakeModel, client_for: Ca
     results = await asyncio.gather(*(client.complete([{"role": "user", "content": str(i)}]) for i in range(5)))
     assert sorted(r.text for r in results) == ["0", "1", "2", "3", "4"]
     assert time.monotonic() - started < 1.5
+
+
+# --- streaming -------------------------------------------------------------------------------------
+
+
+async def _read(stream: AnswerStream, deltas: list[str] | None = None) -> list[str]:
+    """Iterate `stream` inside `async with`; the deltas (also kept in `deltas` when the stream fails)."""
+    got = [] if deltas is None else deltas
+    async with stream as answer:
+        async for delta in answer:
+            got.append(delta)
+    return got
+
+
+async def test_stream_yields_deltas_in_order_then_completion(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    fake.set_reply("abcdefghij" * 5)
+    fake.set_stream(chunk_chars=7)
+    stream = client_for(base_url=fake.base_url).stream(QUESTION, max_tokens=99)
+
+    deltas = await _read(stream)
+
+    assert deltas == ["abcdefg", "hijabcd", "efghija", "bcdefgh", "ijabcde", "fghijab", "cdefghi", "j"]
+    assert stream.completion == Completion(
+        text="abcdefghij" * 5,
+        model="gpt-test",
+        prompt_tokens=len(QUESTION[0]["content"]),
+        completion_tokens=50,
+    )
+    assert stream.text == "abcdefghij" * 5
+    [request] = fake.requests
+    assert request.json["stream"] is True
+    assert request.json["stream_options"] == {"include_usage": True}
+    assert request.json["max_tokens"] == 99
+    assert request.json["messages"] == QUESTION
+
+
+async def test_stream_deltas_arrive_as_written(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:
+    fake.set_reply("0123456789")
+    fake.set_stream(chunk_chars=2, chunk_delay=0.1)
+    arrivals: list[tuple[str, float]] = []
+    async with client_for(base_url=fake.base_url).stream(QUESTION) as answer:
+        async for delta in answer:
+            arrivals.append((delta, time.monotonic()))
+    assert [delta for delta, _ in arrivals] == ["01", "23", "45", "67", "89"]
+    assert arrivals[-1][1] - arrivals[0][1] >= 0.3  # the first piece came before the rest were written
+    assert answer.completion.text == "0123456789"
+
+
+async def test_stream_without_usage_reports_zero(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:
+    fake.include_usage = False
+    fake.set_reply("short")
+    stream = client_for(base_url=fake.base_url).stream(QUESTION)
+    assert await _read(stream) == ["short"]
+    assert (stream.completion.prompt_tokens, stream.completion.completion_tokens) == (0, 0)
+    assert "max_tokens" not in fake.requests[0].json
+
+
+async def test_stream_can_be_iterated_without_async_with(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    fake.set_reply("abcdef")
+    fake.set_stream(chunk_chars=4)
+    stream = client_for(base_url=fake.base_url).stream(QUESTION)
+    assert [delta async for delta in stream] == ["abcd", "ef"]
+    assert stream.completion.text == "abcdef"
+    assert [delta async for delta in stream] == []  # finished: iterating again yields nothing
+
+
+async def test_stream_broken_mid_answer_keeps_the_partial_text(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    fake.set_reply("what is the secret plan? " * 4)
+    fake.set_stream(chunk_chars=10, fail_after=3)
+    stream = client_for(base_url=fake.base_url, model_max_retries=2).stream(QUESTION)
+    deltas: list[str] = []
+
+    with pytest.raises(ModelUnavailableError, match="broke off the answer") as caught:
+        await _read(stream, deltas)
+
+    assert deltas == ["what is th", "e secret p", "lan? what "]
+    assert stream.text == "".join(deltas)
+    assert "secret plan" not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert len(fake.requests) == 1  # text had arrived: never retried
+    with pytest.raises(RuntimeError, match="not finished"):
+        _ = stream.completion
+
+
+async def test_stream_ending_without_a_finish_reason_is_unavailable(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    """All the text arrived but not the end of the answer: the caller must not take it as complete."""
+    fake.set_reply("abcdef")
+    fake.set_stream(chunk_chars=3, fail_after=5)
+    deltas: list[str] = []
+    with pytest.raises(ModelUnavailableError, match="broke off the answer"):
+        await _read(client_for(base_url=fake.base_url).stream(QUESTION), deltas)
+    assert deltas == ["abc", "def"]
+
+
+async def test_stream_read_timeout_mid_answer(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:
+    fake.set_reply("abcdef")
+    fake.set_stream(chunk_chars=2, chunk_delay=3.0)
+    deltas: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailableError, match="timed out"):
+        await _read(client_for(base_url=fake.base_url, model_timeout=0.3).stream(QUESTION), deltas)
+    assert deltas == ["ab"]
+    assert time.monotonic() - started < 2.0
+
+
+async def test_stream_context_too_long_when_opening(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:
+    fake.fail_when(lambda r: r.total_chars > 10, 400, context_length_body())
+    deltas: list[str] = []
+    with pytest.raises(ContextTooLongError):
+        await _read(client_for(base_url=fake.base_url, model_max_retries=2).stream(QUESTION), deltas)
+    assert deltas == []
+    assert len(fake.requests) == 1
+
+
+async def test_stream_open_is_retried_by_the_sdk(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:
+    fake.fail(503, times=1)
+    stream = client_for(base_url=fake.base_url, model_max_retries=1).stream(QUESTION)
+    assert "".join(await _read(stream)) == "echo: what is the secret plan?"
+    assert len(fake.requests) == 2
+
+
+async def test_stream_down_is_unavailable_when_opening(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:
+    fake.down()
+    stream = client_for(base_url=fake.base_url).stream(QUESTION)
+    with pytest.raises(ModelUnavailableError, match="HTTP 503"):
+        await _read(stream)
+    assert [delta async for delta in stream] == []  # a failed stream stays closed
+
+
+async def test_stream_options_refused_then_asked_without(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    """Azure before api-version 2024-10-21 rejects `stream_options`: ask again without it, and remember."""
+    refusal = {"error": {"message": "Unrecognized request argument supplied: stream_options", "code": None}}
+    fake.fail_when(lambda r: "stream_options" in r.json, 400, refusal)
+    client = client_for(base_url=fake.base_url)
+
+    first = client.stream(QUESTION)
+    assert "".join(await _read(first)) == "echo: what is the secret plan?"
+    assert (first.completion.prompt_tokens, first.completion.completion_tokens) == (0, 0)
+    second = client.stream(QUESTION)
+    await _read(second)
+
+    assert ["stream_options" in r.json for r in fake.requests] == [True, False, False]
+
+
+async def test_stream_stopped_early_releases_the_connection(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    fake.set_reply("x" * 100)
+    fake.set_stream(chunk_chars=10, chunk_delay=0.05)
+    client = client_for(base_url=fake.base_url)
+    async with client.stream(QUESTION) as answer:
+        async for delta in answer:
+            assert delta == "x" * 10
+            break
+    assert answer.text == "x" * 10
+    with pytest.raises(RuntimeError):
+        _ = answer.completion
+    assert (await client.complete(QUESTION)).text == "x" * 100  # the client still works
+
+
+async def test_stream_bad_role_raises_before_sending(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:
+    with pytest.raises(ValueError, match="role"):
+        client_for(base_url=fake.base_url).stream([{"role": "tool", "content": "x"}])
+    assert fake.requests == []
+
+
+async def test_stream_on_azure(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:
+    client = client_for(
+        azure_on=True,
+        api_key="",
+        base_url=fake.base_url,
+        azure_deployment_name="gpt4o-prod",
+        azure_openai_token="azure-secret-token",
+    )
+    stream = client.stream(QUESTION)
+    assert "".join(await _read(stream)) == "echo: what is the secret plan?"
+    assert stream.completion.model == "gpt4o-prod"
+    assert fake.requests[0].path == "/openai/deployments/gpt4o-prod/chat/completions"
 
 
 # --- http_proxy ------------------------------------------------------------------------------------

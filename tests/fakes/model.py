@@ -1,4 +1,4 @@
-"""FakeModel: an OpenAI-compatible chat-completions server on 127.0.0.1, for tests over real HTTP.
+"""FakeModel: an OpenAI-compatible server on 127.0.0.1 (chat, images, transcriptions), for tests over real HTTP.
 
     async with FakeModel() as fake:
         settings = make_settings(base_url=fake.base_url)      # "http://127.0.0.1:PORT", no /v1
@@ -7,14 +7,21 @@
         [request] = await fake.wait_for_requests(1)
         assert request.last_user_text == "hi"
 
-Routes: POST `<any prefix>/chat/completions` — so `/v1/chat/completions`,
-`/compatible-mode/v1/chat/completions` and Azure's `/openai/deployments/{deployment}/chat/completions` all
-answer — and GET `<any prefix>/models`. Every request that reaches the server is recorded in `requests`,
-failed ones included.
+Routes, each under any prefix — so `/v1/…`, `/compatible-mode/v1/…` and Azure's
+`/openai/deployments/{deployment}/…` all answer (`ModelRequest.kind` / `.deployment` tell them apart):
 
-Each request is handled in this order: record → `down()` (503) → `expected_key` (401) → `fail()` (scripted,
-in order) → `fail_when()` rules (first match) → `set_delay()` → the reply, as JSON or, with `"stream": true`,
-as server-sent events (`set_stream()`).
+- POST `…/chat/completions` (kind "chat"): the reply (`set_reply`), as JSON or, with `"stream": true`, as
+  server-sent events (`set_stream`). Vision requests are recorded as sent: `messages` keeps the content parts,
+  `images` lists the data URLs and `last_user_text` joins the text parts.
+- POST `…/images/generations` (kind "image"): always base64 — `FakeModel.PNG` unless `set_image()` says
+  otherwise — with a `revised_prompt`.
+- POST `…/audio/transcriptions` (kind "transcription", multipart): `{"text": …}` (`set_transcript`). The form
+  fields land in `ModelRequest.json`, the uploaded file in `ModelRequest.files` / `.upload`.
+- GET `…/models` (kind "models").
+
+Every request that reaches the server is recorded in `requests`, failed ones included. Each is handled in
+this order: record → `down()` (503) → `expected_key` (401) → `fail()` (scripted, in order, whatever the route)
+→ `fail_when()` rules (first match) → `set_delay()` → the answer.
 
 Answers have OpenAI's shape. `usage` counts characters, not tokens: `prompt_tokens` is the total length of the
 messages' contents and `completion_tokens` the length of the reply (`include_usage = False` leaves it out).
@@ -28,21 +35,53 @@ can then check that the client never lets an error body reach its own messages.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import inspect
 import itertools
 import json
+import struct
 import time
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
-__all__ = ["FakeModel", "ModelRequest", "context_length_body", "error_body"]
+__all__ = [
+    "FakeModel",
+    "ModelRequest",
+    "UploadedFile",
+    "content_policy_body",
+    "context_length_body",
+    "error_body",
+    "tiny_png",
+]
 
 Reply = Callable[["ModelRequest"], "str | Awaitable[str]"]
+RevisedPrompt = Callable[["ModelRequest"], "str | None"]
+_KINDS = {
+    "chat/completions": "chat",
+    "images/generations": "image",
+    "audio/transcriptions": "transcription",
+    "models": "models",
+}
+
+
+def tiny_png(width: int = 2, height: int = 2) -> bytes:
+    """A valid RGB PNG (a red/green/blue/white pattern), built with zlib and struct only."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    colours = [b"\xff\x00\x00", b"\x00\xff\x00", b"\x00\x00\xff", b"\xff\xff\xff"]
+    rows = b"".join(
+        b"\x00" + b"".join(colours[(x + 2 * y) % 4] for x in range(width)) for y in range(height)
+    )  # filter byte 0, then RGB pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def error_body(message: str, *, type: str = "server_error", code: str | None = None) -> dict[str, Any]:
@@ -61,15 +100,72 @@ def context_length_body(limit: int = 4096) -> dict[str, Any]:
     return body
 
 
+def content_policy_body() -> dict[str, Any]:
+    """OpenAI's 400 body for an image prompt its safety system refuses (code `content_policy_violation`)."""
+    return error_body(
+        "Your request was rejected as a result of our safety system.",
+        type="invalid_request_error",
+        code="content_policy_violation",
+    )
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """One file of a multipart request: its form field, file name, MIME type and bytes."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        """The file's length in bytes."""
+        return len(self.data)
+
+
 @dataclass
 class ModelRequest:
-    """One request as the fake received it. Header names are lower-case; `at` is `time.monotonic()`."""
+    """One request as the fake received it. Header names are lower-case; `at` is `time.monotonic()`.
+
+    `json` is the JSON body, or the text fields of a multipart form; `files` are a form's uploaded files.
+    """
 
     path: str
     headers: dict[str, str]
     query: dict[str, str]
     json: dict[str, Any]
     at: float
+    files: list[UploadedFile] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """The route: "chat", "image", "transcription", "models", or "other"."""
+        path = self.path.rstrip("/")
+        return next((kind for suffix, kind in _KINDS.items() if path.endswith("/" + suffix)), "other")
+
+    @property
+    def deployment(self) -> str | None:
+        """The Azure deployment in the path (`/openai/deployments/{deployment}/…`), else None."""
+        parts = self.path.split("/")
+        return parts[parts.index("deployments") + 1] if "deployments" in parts[:-2] else None
+
+    @property
+    def upload(self) -> UploadedFile | None:
+        """The first uploaded file (a transcription's audio), or None."""
+        return self.files[0] if self.files else None
+
+    @property
+    def images(self) -> list[str]:
+        """The URLs (data URLs, for the daemon) of every `image_url` content part, in message order."""
+        urls: list[str] = []
+        for message in self.messages:
+            content = message.get("content")
+            for part in content if isinstance(content, list) else []:
+                image = part.get("image_url") if isinstance(part, dict) and part.get("type") == "image_url" else None
+                if isinstance(image, dict) and isinstance(image.get("url"), str):
+                    urls.append(image["url"])
+        return urls
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -79,7 +175,7 @@ class ModelRequest:
 
     @property
     def last_user_text(self) -> str:
-        """The content of the last `user` message ("" when there is none)."""
+        """The text of the last `user` message: its content, or its text parts joined ("" when there is none)."""
         for message in reversed(self.messages):
             if message.get("role") == "user":
                 return _text(message.get("content"))
@@ -103,6 +199,10 @@ def _echo(request: ModelRequest) -> str:
     return f"echo: {request.last_user_text}"
 
 
+def _revised(request: ModelRequest) -> str:
+    return f"revised: {request.json.get('prompt', '')}"
+
+
 @dataclass
 class _Rule:
     predicate: Callable[[ModelRequest], bool]
@@ -114,6 +214,9 @@ class _Rule:
 class FakeModel:
     """An OpenAI-compatible server on 127.0.0.1 (a free port). Behaviour can be changed while it runs."""
 
+    PNG: ClassVar[bytes] = tiny_png()
+    """The image `images/generations` answers with by default: a valid 2×2 PNG."""
+
     reply: Reply = _echo
     expected_key: str | None = None
     include_usage: bool = True
@@ -124,6 +227,10 @@ class FakeModel:
         self._delay = 0.0
         self._chunk_chars = 20
         self._chunk_delay = 0.0
+        self._fail_after: int | None = None
+        self._image = self.PNG
+        self._revised: RevisedPrompt = _revised
+        self._transcript = "fake transcript"
         self._down = False
         self._failures: deque[tuple[int, dict[str, Any] | None]] = deque()
         self._rules: list[_Rule] = []
@@ -136,7 +243,7 @@ class FakeModel:
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         """Listen on 127.0.0.1 on a free port."""
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # audio uploads and inline images are large
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -182,11 +289,33 @@ class FakeModel:
         """Wait this long before every answer (other requests are served meanwhile)."""
         self._delay = seconds
 
-    def set_stream(self, chunk_chars: int = 20, chunk_delay: float = 0.0) -> None:
-        """Streamed answers: pieces of `chunk_chars` characters, `chunk_delay` seconds apart."""
+    def set_stream(self, chunk_chars: int = 20, chunk_delay: float = 0.0, *, fail_after: int | None = None) -> None:
+        """Streamed answers: pieces of `chunk_chars` characters, `chunk_delay` seconds apart.
+
+        With `fail_after`, every stream breaks after that many text pieces: the connection is cut without
+        a finish reason, usage or `[DONE]` (an incomplete chunked body, as when a proxy drops it).
+        """
         if chunk_chars < 1:
             raise ValueError("chunk_chars must be at least 1")
-        self._chunk_chars, self._chunk_delay = chunk_chars, chunk_delay
+        if fail_after is not None and fail_after < 0:
+            raise ValueError("fail_after must not be negative")
+        self._chunk_chars, self._chunk_delay, self._fail_after = chunk_chars, chunk_delay, fail_after
+
+    def set_image(self, data: bytes | None = None, *, revised_prompt: str | RevisedPrompt | None = "") -> None:
+        """Generated images: `data` (default `PNG`) and a `revised_prompt` — a text, None for none, or a function
+        of the request; "" (the default) keeps "revised: <prompt>"."""
+        self._image = self.PNG if data is None else data
+        if revised_prompt == "":
+            self._revised = _revised
+        elif callable(revised_prompt):
+            self._revised = revised_prompt
+        else:
+            fixed = revised_prompt
+            self._revised = lambda _request: fixed
+
+    def set_transcript(self, text: str) -> None:
+        """The text every transcription answers with."""
+        self._transcript = text
 
     def fail(self, status: int = 500, *, times: int = 1, body: dict[str, Any] | None = None) -> None:
         """Answer the next `times` requests with `status` (and `body`, default an OpenAI-shaped error)."""
@@ -210,6 +339,7 @@ class FakeModel:
         """Back to the defaults: echo, no delay, no failures, not down; recorded requests are forgotten."""
         self.reply, self.expected_key, self.include_usage, self.retry_after_ms = _echo, None, True, 1.0
         self._delay, self._chunk_chars, self._chunk_delay, self._down = 0.0, 20, 0.0, False
+        self._fail_after, self._image, self._revised, self._transcript = None, self.PNG, _revised, "fake transcript"
         self._failures.clear()
         self._rules.clear()
         self.requests.clear()
@@ -231,16 +361,27 @@ class FakeModel:
 
     # --- serving -------------------------------------------------------------------------------------
     async def _handle(self, http: web.Request) -> web.StreamResponse:
-        try:
-            payload = await http.json() if http.can_read_body else {}
-        except ValueError:
-            payload = None
+        files: list[UploadedFile] = []
+        payload: Any
+        if http.content_type.startswith("multipart/"):
+            payload = {}
+            for name, value in (await http.post()).items():
+                if isinstance(value, web.FileField):
+                    files.append(UploadedFile(name, value.filename, value.content_type, value.file.read()))
+                else:
+                    payload[name] = value
+        else:
+            try:
+                payload = await http.json() if http.can_read_body else {}
+            except ValueError:
+                payload = None
         request = ModelRequest(
             path=http.path,
             headers={k.lower(): v for k, v in http.headers.items()},
             query=dict(http.query),
             json=payload if isinstance(payload, dict) else {},
             at=time.monotonic(),
+            files=files,
         )
         async with self._changed:
             self.requests.append(request)
@@ -260,16 +401,25 @@ class FakeModel:
             if rule.predicate(request):
                 return self._error(rule.status, rule.body)
 
-        if http.method == "GET" and request.path.rstrip("/").endswith("/models"):
+        if http.method == "GET" and request.kind == "models":
             models = [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]
             return web.json_response({"object": "list", "data": models})
-        if http.method != "POST" or not request.path.rstrip("/").endswith("/chat/completions"):
+        if http.method != "POST" or request.kind not in ("chat", "image", "transcription"):
             return self._error(404, error_body(f"Unknown route {http.method} {request.path}", type="not_found"))
-        if payload is None or not request.messages:
-            return self._error(400, error_body("'messages' is required", type="invalid_request_error"))
+        required, present = {
+            "chat": ("messages", bool(request.messages)),
+            "image": ("prompt", bool(request.json.get("prompt"))),
+            "transcription": ("file", request.upload is not None),
+        }[request.kind]
+        if payload is None or not present:
+            return self._error(400, error_body(f"'{required}' is required", type="invalid_request_error"))
 
         if not await self._sleep(self._delay):
             return self._error(503, error_body("FakeModel is closing."))
+        if request.kind == "image":
+            return self._image_response(request)
+        if request.kind == "transcription":
+            return self._transcription_response(request)
         text = self.reply(request)
         if inspect.isawaitable(text):
             text = await text
@@ -295,10 +445,14 @@ class FakeModel:
         n = self._chunk_chars
         try:
             await response.write(chunk({"role": "assistant", "content": ""}, None))
-            for i in range(0, len(text), n):
+            for sent, i in enumerate(range(0, len(text), n)):
+                if sent == self._fail_after:
+                    return self._cut(http, response)
                 if i and not await self._sleep(self._chunk_delay):
                     return response
                 await response.write(chunk({"content": text[i : i + n]}, None))
+            if self._fail_after is not None:  # the answer had no more than `fail_after` pieces
+                return self._cut(http, response)
             await response.write(chunk({}, "stop"))
             options = request.json.get("stream_options")
             if self.include_usage and isinstance(options, dict) and options.get("include_usage"):
@@ -309,6 +463,25 @@ class FakeModel:
         except ConnectionError:
             pass  # the client went away mid-stream
         return response
+
+    @staticmethod
+    def _cut(http: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """Drop the connection mid-body: the client sees an incomplete chunked response."""
+        if http.transport is not None:
+            http.transport.abort()
+        return response
+
+    def _image_response(self, request: ModelRequest) -> web.Response:
+        image = {"b64_json": base64.b64encode(self._image).decode("ascii")}
+        revised = self._revised(request)
+        if revised is not None:
+            image["revised_prompt"] = revised
+        return web.json_response({"created": int(time.time()), "data": [image]})
+
+    def _transcription_response(self, request: ModelRequest) -> web.Response:
+        if request.json.get("response_format") in ("text", "srt", "vtt"):
+            return web.Response(text=self._transcript, content_type="text/plain")
+        return web.json_response({"text": self._transcript})
 
     def _authorized(self, request: ModelRequest) -> bool:
         key = self.expected_key
