@@ -131,6 +131,19 @@ class Settings(BaseSettings):
     control_socket: Path | None = Field(None, description="Unix socket of the control API.")
     timezone: str = Field("Asia/Shanghai", description="Quotas reset at local midnight in this zone.")
     reply_format: Literal["markdown", "text"] = Field("markdown", description="WeCom message type of answers.")
+    stream_answers: bool = Field(
+        True, description="Stream answers and send each finished paragraph at once (false: send when complete)."
+    )
+    image_model: str = Field("dall-e-3", description="Model of #图片 image generation.")
+    image_size: str = Field("1024x1024", description="Size of generated images, e.g. 1024x1024.")
+    speech_model: str = Field("whisper-1", description="Speech-to-text model for voice messages.")
+    vision_model: str = Field("", description="Vision-capable model for image messages; empty: images are not read.")
+    azure_image_deployment: str = Field("", description="Azure deployment for #图片 (with azure_on).")
+    azure_speech_deployment: str = Field("", description="Azure deployment for speech-to-text (with azure_on).")
+    azure_vision_deployment: str = Field("", description="Azure deployment for image messages (with azure_on).")
+    history_link_hours: float = Field(
+        24.0, gt=0, le=24 * 30, description="Hours a #查对话 history link stays valid."
+    )
     model_timeout: float = Field(120.0, gt=0, description="Seconds to wait for one model call.")
     model_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed model call.")
 

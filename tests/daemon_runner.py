@@ -115,6 +115,12 @@ class DaemonRunner:
     def _ready(self, services: Services) -> None:
         self.services = services
 
+    async def idle(self, timeout: float = 15.0) -> None:
+        """Wait until every accepted message is finished (answered and delivered, or given up)."""
+        services = self.services
+        assert services is not None
+        await wait_until(lambda: services.dispatcher.depth == 0, timeout, "the pipeline to be idle")
+
     async def post(self, req: SignedRequest, path: str = "/ai/callback") -> tuple[int, str]:
         async with self.http.post(f"{self.url}{path}", params=req.query, data=req.body) as resp:
             return resp.status, await resp.text()

@@ -19,15 +19,17 @@ from chatgpt_wecom.daemon.control.api import make_control_app
 from chatgpt_wecom.daemon.control.site import remove_socket, start_control_site
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.services import Services, Tuning
+from chatgpt_wecom.daemon.web.history_page import add_history_routes
 from chatgpt_wecom.daemon.wecom import callback
 
 log = logging.getLogger(__name__)
 
 
 def make_web_app(services: Services) -> web.Application:
-    """The public HTTP application: the WeCom callback and /healthz."""
+    """The public HTTP application: the WeCom callback, /healthz and the signed history pages."""
     app = web.Application(client_max_size=callback.MAX_BODY)
     app[SERVICES] = services
+    add_history_routes(app)  # before the callback's catch-all routes
     callback.add_routes(app)
     return app
 
@@ -48,7 +50,11 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     services = await Services(settings, tuning, config_path).open()
-    control = web.AppRunner(make_control_app(services), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    # handler_cancellation: an event stream whose operator went away ends at once, not at its next write.
+    control = web.AppRunner(
+        make_control_app(services), access_log=None, handle_signals=False, shutdown_timeout=1.0,
+        handler_cancellation=True,
+    )  # fmt: skip
     reloads: set[asyncio.Task[tuple[list[str], list[str]] | None]] = set()
     socket_created = False
 

@@ -15,6 +15,7 @@ import aiohttp
 
 from chatgpt_wecom import __version__, protocol
 from chatgpt_wecom.config import ConfigError, Settings, load_settings
+from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.policy import day_start, month_start
 from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
 from chatgpt_wecom.daemon.control.bus import EventBus, preview
@@ -23,6 +24,7 @@ from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 from chatgpt_wecom.daemon.pipeline.live_policy import LivePolicy
 from chatgpt_wecom.daemon.pipeline.responder import Responder
+from chatgpt_wecom.daemon.pipeline.rich import RichMedia
 from chatgpt_wecom.daemon.pipeline.worker import Worker
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
@@ -31,6 +33,7 @@ from chatgpt_wecom.daemon.store.inbox import InboxStore, NewMessage
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
 from chatgpt_wecom.daemon.store.policy import PolicyStore, audit
 from chatgpt_wecom.daemon.store.usage import UsageStore
+from chatgpt_wecom.daemon.web.links import LinkSigner, history_url
 from chatgpt_wecom.daemon.wecom.api import RetryPolicy, WeComClient, WeComConfigError
 from chatgpt_wecom.daemon.wecom.crypto import WeComCrypto
 
@@ -40,7 +43,8 @@ log = logging.getLogger(__name__)
 RELOADABLE = frozenset({
     "log_level", "session_timeout", "max_question_len", "max_answer_len", "max_text", "default_mode",
     "max_request", "allow_users", "deny_users", "vip_users", "admin_users", "sensitive_words", "help",
-    "deny_reply", "pause_notice", "reply_format", "timezone", "service_url",
+    "deny_reply", "pause_notice", "reply_format", "timezone", "service_url", "stream_answers",
+    "history_link_hours",
 })  # fmt: skip
 
 
@@ -101,11 +105,16 @@ class Services:
             on_config_error=self._wecom_config_error,
         )
         self.model = ModelClient.from_settings(s)
+        self.links = LinkSigner.from_data_dir(s.data_dir, clock=t.clock)
+        self.rich = RichMedia(s.data_dir, self.model, self.wecom)
         self.responder = Responder(
-            s, self.conversations, self.usage, self.policy, self.templates, self.model, self.bus, t.clock
-        )
+            s, self.conversations, self.usage, self.policy, self.templates, self.model, self.bus,
+            self.rich, self.history_reply, t.clock,
+        )  # fmt: skip
         self.deliverer = Deliverer(self.outbox, self.wecom, self.bus, t.delivery)
-        self.worker = Worker(self.db, self.inbox, self.responder, self.deliverer, self.bus, reply_format=s.reply_format)
+        self.worker = Worker(
+            self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus, reply_format=s.reply_format
+        )
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
         self.history = HistoryStore(self.db)
         paused = await self.history.get_state("paused")
@@ -156,6 +165,14 @@ class Services:
             log.info("policy: applied from the config file: %s", ", ".join(applied))
         self.bus.publish("config.reloaded", changed=sorted(live), restart_needed=needs_restart)
         return sorted(live), needs_restart
+
+    def history_reply(self, user: str) -> str | None:
+        """The #查对话 reply: a signed, expiring link to `user`'s history page; None without service_url."""
+        s = self.settings
+        if not s.service_url:
+            return None
+        url = history_url(s.service_url, self.links.token(user, ttl=s.history_link_hours * 3600))
+        return replies.history_link(user, url, s.history_link_hours)
 
     # --- operator actions (the control API calls these) ----------------------------------------------
     async def pause(self, notice: str | None, actor: str) -> None:

@@ -30,7 +30,7 @@ class Chat:
     async def say(self, user: str, text: str) -> str:
         before = len(self.wecom.texts_to(user))
         await self.daemon.ask(user, text, next(MSG_IDS))
-        await self.wecom.wait_for_sent(before + 1, user=user)
+        await self.daemon.idle()  # the whole reply, however many parts it streamed in
         return "\n".join(self.wecom.texts_to(user)[before:])
 
 

@@ -1,12 +1,14 @@
 """What a user's text asks for. Pure: text in, a command value out.
 
-Plain words: 帮助, 单聊, 串聊, 重置 (退出, 结束), 模板, 用量 (余额). Admin commands start with # (or ＃):
-#重置额度 USERID|all, #拉黑 USERID, #解封 USERID, #敏感词 添加|删除 WORD…, #名单. Anything else is a question —
-which may still be a prompt template such as "#周报 …"; the templates decide that.
+Plain words: 帮助, 单聊, 串聊, 重置 (退出, 结束), 模板, 用量 (余额), 图片. `#图片 PROMPT` draws an image.
+Admin commands start with # (or ＃): #重置额度 USERID|all, #拉黑 USERID, #解封 USERID, #敏感词 添加|删除 WORD…,
+#名单, #查对话 username:USERID. Anything else is a question — which may still be a prompt template such as
+"#周报 …"; the templates decide that.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +39,11 @@ class ShowTemplates:
 @dataclass(frozen=True, slots=True)
 class ShowUsage:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateImage:
+    prompt: str  # "" shows how to use it
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +78,19 @@ class ShowLists:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryLink:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
 class AdminUsage:
     """An admin command with missing or wrong arguments: `usage` says how to write it."""
 
     usage: str
 
 
-AdminCommand = ResetQuota | Block | Unblock | EditWords | ShowLists | AdminUsage
-Command = ShowHelp | SwitchMode | ResetConversation | ShowTemplates | ShowUsage | Ask | AdminCommand
+AdminCommand = ResetQuota | Block | Unblock | EditWords | ShowLists | HistoryLink | AdminUsage
+Command = ShowHelp | SwitchMode | ResetConversation | ShowTemplates | ShowUsage | GenerateImage | Ask | AdminCommand
 
 _WORDS: dict[str, Command] = {
     "帮助": ShowHelp(),
@@ -92,7 +104,10 @@ _WORDS: dict[str, Command] = {
     "模板": ShowTemplates(),
     "用量": ShowUsage(),
     "余额": ShowUsage(),
+    "图片": GenerateImage(""),
 }
+
+_IMAGE = re.compile(r"[#＃]图片(?:\s+(.*))?$", re.DOTALL)
 
 ADMIN_USAGE = {
     "重置额度": "#重置额度 USERID（或 all：所有人）",
@@ -100,6 +115,7 @@ ADMIN_USAGE = {
     "解封": "#解封 USERID",
     "敏感词": "#敏感词 添加|删除 词语 [词语…]",
     "名单": "#名单",
+    "查对话": "#查对话 username:USERID",
 }
 
 
@@ -112,6 +128,8 @@ def parse_command(text: str) -> Command:
     if word is not None:
         return word
     if stripped[0] in "#＃":
+        if image := _IMAGE.match(stripped):
+            return GenerateImage((image[1] or "").strip())
         admin = _parse_admin(stripped[1:].split())
         if admin is not None:
             return admin
@@ -134,4 +152,6 @@ def _parse_admin(args: list[str]) -> AdminCommand | None:
             return EditWords(rest[0] == "添加", tuple(rest[1:]))
         case "名单" if not rest:
             return ShowLists()
+        case "查对话" if len(rest) == 1 and rest[0].removeprefix("username:"):
+            return HistoryLink(rest[0].removeprefix("username:"))
     return usage

@@ -30,6 +30,14 @@ def model_unavailable() -> str:
     return "抱歉，现在没能得到回答，请稍后再试。"
 
 
+def answer_interrupted() -> str:
+    return "（回答在服务重启时中断了，以上是已生成的部分。请重新提问以获得完整回答。）"
+
+
+def answer_cut_off() -> str:
+    return "（回答中断：模型暂时没有回应，以上是已生成的部分。请稍后重试。）"
+
+
 def context_too_long() -> str:
     return "这个问题对模型来说太长了，请缩短后再试。"
 
@@ -105,3 +113,51 @@ def lists_report(members: Mapping[str, list[str]], words: int) -> str:
         lines.append("> 允许名单为空：除禁止名单外所有人都可以使用。")
     lines.append(f"敏感词：{words} 个")
     return "\n".join(lines)
+
+
+def image_usage() -> str:
+    return "用法：#图片 画面描述\n\n> 例如：#图片 一只在月球上看书的橘猫，水彩风格"
+
+
+def images_unavailable() -> str:
+    return "图片生成没有开启（需要管理员配置 image_model）。"
+
+
+def image_refused() -> str:
+    return "这个描述没有通过模型的内容审核，换个说法试试。"
+
+
+def image_failed() -> str:
+    return "抱歉，这次没能生成图片，请稍后再试。"
+
+
+def voice_unavailable() -> str:
+    return "暂时不能听语音消息（需要管理员配置 speech_model），请发文字。"
+
+
+def voice_failed() -> str:
+    return "抱歉，没能听清这条语音，请再说一次或者发文字。"
+
+
+def heard(text: str) -> str:
+    return f"🎤 听到的是：「{text}」"
+
+
+def vision_unavailable() -> str:
+    return "暂时不能看图片（需要管理员配置 vision_model），请用文字描述。"
+
+
+def picture_received() -> str:
+    return "收到图片。请发送你想问的问题，我会结合这张图片回答。"
+
+
+def picture_failed() -> str:
+    return "抱歉，没能取到这张图片，请再发一次。"
+
+
+def history_link(user: str, url: str, hours: float) -> str:
+    return f"{user} 的对话记录（{hours:g} 小时内有效，请勿转发）：\n\n{url}"
+
+
+def history_link_unavailable() -> str:
+    return "没有配置 service_url（本服务的公网地址），无法生成对话记录链接。"

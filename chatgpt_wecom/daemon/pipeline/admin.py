@@ -10,6 +10,7 @@ from chatgpt_wecom.daemon.chat.commands import (
     AdminUsage,
     Block,
     EditWords,
+    HistoryLink,
     ResetQuota,
     ShowLists,
     Unblock,
@@ -20,10 +21,17 @@ from chatgpt_wecom.daemon.store.usage import UsageStore
 
 
 class AdminActions:
-    def __init__(self, policy: LivePolicy, usage: UsageStore, today: Callable[[float], str]) -> None:
+    def __init__(
+        self,
+        policy: LivePolicy,
+        usage: UsageStore,
+        today: Callable[[float], str],
+        history_reply: Callable[[str], str | None],
+    ) -> None:
         self._policy = policy
         self._usage = usage
         self._today = today  # unix time -> local day "YYYY-MM-DD"
+        self._history_reply = history_reply  # user -> the reply carrying a signed link; None without service_url
 
     async def run(self, command: AdminCommand, admin: str, now: float) -> str:
         policy = self._policy
@@ -51,6 +59,8 @@ class AdminActions:
                     name: sorted(policy.lists.members(name), key=str.casefold) for name in LIST_NAMES
                 }
                 return replies.lists_report(members, len(policy.words.words))
+            case HistoryLink(user):
+                return self._history_reply(user) or replies.history_link_unavailable()
             case AdminUsage(usage):
                 return usage
         raise AssertionError("unreachable")  # pragma: no cover

@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass
 
 from chatgpt_wecom.daemon.control.bus import EventBus
+from chatgpt_wecom.daemon.media import MediaError
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
+from chatgpt_wecom.daemon.pipeline.rich import extension, read_image
 from chatgpt_wecom.daemon.store.outbox import OutboxStore, Part
 from chatgpt_wecom.daemon.wecom.api import WeComAPIError, WeComClient, WeComRejectedError
 
@@ -56,13 +58,8 @@ class Deliverer:
             await self._outbox.mark_sending(part.id)
             duplicate_check, attempts = attempts > 0, attempts + 1
             try:
-                await self._wecom.send_message(
-                    part.user_id,
-                    part.content,
-                    markdown=part.msg_type == "markdown",
-                    duplicate_check=duplicate_check,
-                )
-            except WeComRejectedError as exc:
+                await self._send_once(part, duplicate_check=duplicate_check)
+            except (WeComRejectedError, MediaError) as exc:
                 await self._outbox.mark_failed(part.id, str(exc))
                 self._failed(part, exc, final=True)
                 return
@@ -80,6 +77,17 @@ class Deliverer:
             self._bus.publish("delivery.sent", user=part.user_id, inbox_id=part.inbox_id, part=part.part)
             return
 
+    async def _send_once(self, part: Part, *, duplicate_check: bool) -> None:
+        if part.msg_type != "image":
+            await self._wecom.send_message(
+                part.user_id, part.content, markdown=part.msg_type == "markdown", duplicate_check=duplicate_check
+            )
+            return
+        # An image part holds the file's path; it is uploaded at send time (a media_id lives 3 days).
+        data, content_type = await read_image(part.content)
+        media_id = await self._wecom.upload_media("image", data, f"image{extension(content_type)}", content_type)
+        await self._wecom.send_image(part.user_id, media_id)
+
     async def _pause(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
@@ -87,7 +95,7 @@ class Deliverer:
             return
         raise Postponed
 
-    def _failed(self, part: Part, exc: WeComAPIError, *, final: bool) -> None:
+    def _failed(self, part: Part, exc: Exception, *, final: bool) -> None:
         log.warning(
             "delivery: part %d of message %d to %s %s: %s",
             part.part, part.inbox_id, part.user_id, "dropped" if final else "will be retried", exc,

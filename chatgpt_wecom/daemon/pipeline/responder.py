@@ -9,15 +9,17 @@ atomically with the quota count.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.commands import (
     Ask,
+    GenerateImage,
     ResetConversation,
     ShowHelp,
     ShowTemplates,
@@ -30,12 +32,17 @@ from chatgpt_wecom.daemon.chat.policy import check_quota, day_start, local_day, 
 from chatgpt_wecom.daemon.chat.session import Session, current_session
 from chatgpt_wecom.daemon.chat.templates import Templates, match_template
 from chatgpt_wecom.daemon.control.bus import EventBus
-from chatgpt_wecom.daemon.llm import Completion, ContextTooLongError, ModelClient, ModelError
+from chatgpt_wecom.daemon.llm import Completion, ContentPolicyError, ContextTooLongError, ModelClient, ModelError
+from chatgpt_wecom.daemon.media import MediaError
 from chatgpt_wecom.daemon.pipeline.admin import AdminActions
 from chatgpt_wecom.daemon.pipeline.live_policy import LivePolicy
+from chatgpt_wecom.daemon.pipeline.progressive import ProgressiveSplitter
+from chatgpt_wecom.daemon.pipeline.rich import RichMedia, read_image
+from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.inbox import InboxRow
 from chatgpt_wecom.daemon.store.usage import UsageStore
+from chatgpt_wecom.daemon.wecom.api import WeComAPIError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,18 @@ class Outcome:
     clear_context: bool = False  # drop the running conversation before storing `exchange`
     exchange: Exchange | None = None  # a question put to the model, with its (uncensored) answer or error
     quota_day: str | None = None  # count one question against the quota of this local day
+    image_path: str | None = None  # an image to send after the text
+
+
+Emit = Callable[[str], Awaitable[None]]  # store and send one finished part of a streamed answer
+
+
+class _CutOff(Exception):
+    """The model stopped mid-stream after some parts were already sent."""
+
+    def __init__(self, error: ModelError, partial: str, pending: str) -> None:
+        super().__init__(str(error))
+        self.error, self.partial, self.pending = error, partial, pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +75,7 @@ class _Turn:
     row: InboxRow
     session: Session
     chosen: str | None
+    emit: Emit | None = None
 
     def reply(self, text: str, *, mode: str | None = None, clear: bool = False) -> Outcome:
         return Outcome(text, mode if mode is not None else self.chosen, clear or self.session.expired)
@@ -71,6 +91,8 @@ class Responder:
         templates: Templates,
         model: ModelClient,
         bus: EventBus,
+        rich: RichMedia,
+        history_reply: Callable[[str], str | None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings  # replaced on reload
@@ -82,25 +104,36 @@ class Responder:
         self._model = model
         self._bus = bus
         self._clock = clock
-        self._admin = AdminActions(policy, usage, self.local_day)
+        self._rich = rich
+        self._admin = AdminActions(policy, usage, self.local_day, history_reply)
 
     def local_day(self, ts: float) -> str:
         return local_day(ts, self.settings.zone).isoformat()
 
-    async def respond(self, row: InboxRow) -> Outcome:
+    async def respond(self, row: InboxRow, emit: Emit | None = None) -> Outcome:
+        """What to answer `row`. With `emit`, a streamed answer's finished parts are handed out on the way;
+        the returned Outcome's text is then only what is left to send."""
         s, user = self.settings, row.user_id
         state = await self._conversations.user_state(user)
         session = current_session(
             state.mode, state.last_active_at, row.received_at, timeout=s.session_timeout, default=s.default_mode
         )
-        turn = _Turn(row, session, None if session.expired else state.mode)
+        turn = _Turn(row, session, None if session.expired else state.mode, emit)
         if not self._policy.lists.may_chat(user):
             return turn.reply(s.deny_reply)
         if self.paused_notice is not None and not self._policy.lists.is_admin(user):
             return turn.reply(self.paused_notice)
+        if row.msg_type == "voice":
+            return await self._voice(turn)
+        if row.msg_type == "image":
+            return await self._picture(turn)
         if row.msg_type != "text":
             return turn.reply(replies.unsupported_message(row.msg_type))
-        match parse_command(row.content):
+        return await self._text(turn, row.content)
+
+    async def _text(self, turn: _Turn, text: str) -> Outcome:
+        s, user = self.settings, turn.row.user_id
+        match parse_command(text):
             case ShowHelp():
                 return turn.reply(s.help)
             case SwitchMode(mode):
@@ -110,13 +143,93 @@ class Responder:
             case ShowTemplates():
                 return turn.reply(self.templates.listing())
             case ShowUsage():
-                return turn.reply(await self._usage_report(user, row.received_at))
+                return turn.reply(await self._usage_report(user, turn.row.received_at))
+            case GenerateImage(prompt):
+                return await self._draw(turn, prompt)
             case Ask(question):
                 return await self._question(turn, question)
             case admin_command:
                 if not self._policy.lists.is_admin(user):
                     return turn.reply(replies.admins_only())
                 return turn.reply(await self._admin.run(admin_command, user, self._clock()))
+
+    async def _gate(self, turn: _Turn, text: str) -> Outcome | str:
+        """Refuse `text` for its length, a sensitive word or the quota (an Outcome); else the quota day."""
+        s, user = self.settings, turn.row.user_id
+        if len(text) > s.max_question_len:
+            return turn.reply(replies.question_too_long(len(text), s.max_question_len))
+        if found := self._policy.words.find(text):
+            return turn.reply(replies.sensitive_question(found))
+        day = self.local_day(turn.row.received_at)
+        quota = check_quota(self._policy.lists, user, await self._usage.used(user, day), s.max_request)
+        if not quota.allowed:
+            resets = next_midnight(turn.row.received_at, s.zone)
+            return turn.reply(replies.quota_exhausted(quota.limit, resets, s.timezone))
+        return day
+
+    async def _voice(self, turn: _Turn) -> Outcome:
+        """Hear a voice message, show the user what was heard, then treat it like typed text."""
+        payload = turn.row.payload
+        heard = str(payload.get("recognition") or "").strip()
+        if not heard:
+            if not self._model.speech_available:
+                return turn.reply(replies.voice_unavailable())
+            try:
+                heard = await self._rich.hear(str(payload.get("media_id", "")))
+            except (MediaError, ModelError, WeComAPIError) as exc:
+                log.warning("voice: message %d of %s not understood: %s", turn.row.id, turn.row.user_id, exc)
+                return turn.reply(replies.voice_failed())
+            if not heard:
+                return turn.reply(replies.voice_failed())
+        note = replies.heard(heard)
+        if turn.emit is not None:
+            await turn.emit(note)
+            return await self._text(turn, heard)
+        outcome = await self._text(turn, heard)
+        return dataclasses.replace(outcome, text=f"{note}\n\n{outcome.text}".strip())
+
+    async def _picture(self, turn: _Turn) -> Outcome:
+        """Keep a picture for the user's next question (read by the vision model)."""
+        if not self._model.vision_available:
+            return turn.reply(replies.vision_unavailable())
+        row = turn.row
+        try:
+            path = await self._rich.fetch_picture(str(row.payload.get("media_id", "")), row.id)
+        except (MediaError, WeComAPIError) as exc:
+            log.warning("picture: message %d of %s not fetched: %s", row.id, row.user_id, exc)
+            return turn.reply(replies.picture_failed())
+        await self._conversations.set_pending_image(row.user_id, str(path), row.received_at)
+        return turn.reply(replies.picture_received())
+
+    async def _draw(self, turn: _Turn, prompt: str) -> Outcome:
+        """#图片: generate, store and send an image; counts against the quota."""
+        if not prompt:
+            return turn.reply(replies.image_usage())
+        if not self._model.images_available:
+            return turn.reply(replies.images_unavailable())
+        gate = await self._gate(turn, prompt)
+        if isinstance(gate, Outcome):
+            return gate
+        row, asked_at = turn.row, self._clock()
+        self._bus.publish("answer.started", user=row.user_id, inbox_id=row.id, mode="图片")
+        try:
+            path, image = await self._rich.draw(prompt, row.id)
+        except ModelError as exc:
+            log.warning("image: no image for %s: %s", row.user_id, exc)
+            self._bus.publish("error", source="model", user=row.user_id, inbox_id=row.id, error=str(exc))
+            text = replies.image_refused() if isinstance(exc, ContentPolicyError) else replies.image_failed()
+            return turn.reply(text)
+        answered_at = self._clock()
+        exchange = Exchange(
+            user_id=row.user_id, mode="图片", question=f"#图片 {prompt}", answer=f"[图片] {path.name}",
+            asked_at=asked_at, answered_at=answered_at, model=self.settings.image_model,
+            system_prompt=image.revised_prompt,
+        )  # fmt: skip
+        self._bus.publish(
+            "answer.finished", user=row.user_id, inbox_id=row.id, latency=round(answered_at - asked_at, 3),
+            prompt_tokens=0, completion_tokens=0,
+        )  # fmt: skip
+        return Outcome("", turn.chosen, turn.session.expired, exchange, gate, image_path=str(path))
 
     async def _question(self, turn: _Turn, question: str) -> Outcome:
         s, user = self.settings, turn.row.user_id
@@ -127,24 +240,27 @@ class Responder:
             if not request.text:
                 return turn.reply(self.templates.usage(request.template))
             prompt, system = request.template.user_text(request.text), request.template.system
-        if len(question) > s.max_question_len:
-            return turn.reply(replies.question_too_long(len(question), s.max_question_len))
-        if found := self._policy.words.find(question):
-            return turn.reply(replies.sensitive_question(found))
-        day = self.local_day(turn.row.received_at)
-        quota = check_quota(self._policy.lists, user, await self._usage.used(user, day), s.max_request)
-        if not quota.allowed:
-            resets = next_midnight(turn.row.received_at, s.zone)
-            return turn.reply(replies.quota_exhausted(quota.limit, resets, s.timezone))
+        gate = await self._gate(turn, question)
+        if isinstance(gate, Outcome):
+            return gate
         history: list[tuple[str, str]] = []
         if turn.session.mode == "串聊" and not turn.session.expired:
             history = await self._conversations.context(user)
             if system is None:
                 system = await self._conversations.context_system_prompt(user)
-        return await self._ask(turn, prompt, system, history, day)
+        image = None
+        if self._model.vision_available:
+            image = await self._conversations.pending_image(user, turn.row.received_at - s.session_timeout)
+        return await self._ask(turn, prompt, system, history, gate, image)
 
     async def _ask(
-        self, turn: _Turn, prompt: str, system: str | None, history: list[tuple[str, str]], day: str
+        self,
+        turn: _Turn,
+        prompt: str,
+        system: str | None,
+        history: list[tuple[str, str]],
+        day: str,
+        image: str | None = None,
     ) -> Outcome:
         s, row, mode = self.settings, turn.row, turn.session.mode
         clear = turn.session.expired
@@ -153,26 +269,34 @@ class Responder:
         messages = build_messages(prompt, history, budget=s.max_text, system=system)
         completion: Completion | None = None
         error: str | None = None
+        partial: str | None = None
         try:
             try:
-                completion = await self._model.complete(messages, max_tokens=s.max_answer_len)
+                completion, text = await self._complete(messages, turn.emit, image)
             except ContextTooLongError:
                 if not history_in(messages):
                     raise
                 # Trim and retry once: without the history, and start the conversation afresh from here.
                 log.info("model: context too long for %s, retrying without history", row.user_id)
                 clear = True
-                completion = await self._model.complete(
-                    build_messages(prompt, [], budget=s.max_text, system=system), max_tokens=s.max_answer_len
-                )
+                retry = build_messages(prompt, [], budget=s.max_text, system=system)
+                completion, text = await self._complete(retry, turn.emit, image)
         except ContextTooLongError as exc:
             error, text = f"context_too_long: {exc}", replies.context_too_long()
-        except ModelError as exc:
+        except _CutOff as cut:
+            error, partial = str(cut.error), cut.partial
+            text = f"{self._policy.words.censor(cut.pending)}\n\n{replies.answer_cut_off()}".strip()
+            log.warning("model: answer to %s cut off mid-stream: %s", row.user_id, cut.error)
+        except (ModelError, MediaError) as exc:
             error, text = str(exc), replies.model_unavailable()
             log.warning("model: no answer for %s: %s", row.user_id, exc)
         answered_at = self._clock()
+        if completion is not None and image is not None:
+            await self._conversations.set_pending_image(row.user_id, None, answered_at)  # asked about: done
         if completion is not None:
-            text = self._policy.words.censor(completion.text.strip()) or "（模型没有给出内容）"
+            text = self._policy.words.censor(text)
+            if not text and not completion.text.strip():
+                text = "（模型没有给出内容）"
             self._bus.publish(
                 "answer.finished",
                 user=row.user_id,
@@ -187,7 +311,7 @@ class Responder:
             user_id=row.user_id,
             mode=mode,
             question=prompt,
-            answer=completion.text if completion else None,
+            answer=completion.text if completion else partial,
             asked_at=asked_at,
             answered_at=answered_at,
             system_prompt=system,
@@ -198,6 +322,34 @@ class Responder:
             in_context=completion is not None and mode == "串聊",
         )
         return Outcome(text, turn.chosen, clear, exchange, day if completion is not None else None)
+
+    async def _complete(
+        self, messages: list[dict[str, str]], emit: Emit | None, image: str | None = None
+    ) -> tuple[Completion, str]:
+        """The model's answer and the part of it still to send. Streams when it can: every finished part is
+        censored and emitted as soon as the splitter releases it. With `image`, the vision model answers."""
+        s = self.settings
+        if image is not None:
+            data, content_type = await read_image(image)
+            completion = await self._model.describe(messages, data, content_type, max_tokens=s.max_answer_len)
+            return completion, completion.text.strip()
+        if emit is None or not s.stream_answers:
+            completion = await self._model.complete(messages, max_tokens=s.max_answer_len)
+            return completion, completion.text.strip()
+        splitter = ProgressiveSplitter(WECOM_TEXT_LIMIT)
+        received: list[str] = []
+        try:
+            async with self._model.stream(messages, max_tokens=s.max_answer_len) as stream:
+                async for delta in stream:
+                    received.append(delta)
+                    for part in splitter.feed(delta):
+                        await emit(self._policy.words.censor(part))
+                completion = stream.completion
+        except ModelError as exc:
+            if splitter.parts_sent == 0:
+                raise
+            raise _CutOff(exc, "".join(received), splitter.pending) from None
+        return completion, splitter.pending.strip()
 
     async def _usage_report(self, user: str, now: float) -> str:
         zone, lists = self.settings.zone, self._policy.lists

@@ -27,9 +27,10 @@ import unicodedata
 from bisect import bisect_left
 from typing import NamedTuple
 
-__all__ = ["MIN_LIMIT", "split_message"]
+__all__ = ["MIN_LIMIT", "WECOM_TEXT_LIMIT", "split_message"]
 
 MIN_LIMIT = 64
+WECOM_TEXT_LIMIT = 2048  # bytes of UTF-8 per WeCom text or markdown message
 _MAX_MARKER = 8
 _FENCE = re.compile(rb"^ {0,3}(`{3,}|~{3,})(.*)", re.MULTILINE)
 _FENCY = re.compile(rb" {0,3}(?:```|~~~)")  # a line starting like this may be read as a fence
@@ -193,7 +194,7 @@ class _Splitter:
         return parts
 
 
-def split_message(text: str, limit: int = 2048) -> list[str]:
+def split_message(text: str, limit: int = WECOM_TEXT_LIMIT) -> list[str]:
     """Split ``text`` into parts of at most ``limit`` UTF-8 bytes each, in order.
 
     Whitespace-only text gives ``[]``; text that fits is returned unchanged as ``[text]``.

@@ -1,20 +1,28 @@
-"""Carries one inbox message to the end: respond, store the answer and its parts atomically, deliver, done.
+"""Carries one inbox message to the end: respond, store the answer and its parts, deliver, done.
 
 Each step is recorded, so the work resumes where it stopped after a crash:
-- `pending`  → the reply is (re)computed; nothing about it was stored yet.
-- `answered` → the reply and its parts are stored; only the parts not yet sent go out.
+- `pending`, no parts → the reply is (re)computed; nothing about it was stored yet.
+- `pending` with parts → a streamed answer was cut off by a stop: its stored parts go out, followed by a note
+  that it was interrupted (asking the model again would give a different answer after what was already sent).
+- `answered` → the reply and all its parts are stored; only the parts not yet sent go out.
 - `done`     → nothing left to do.
+
+While an answer streams, each part the responder emits is stored at once and a courier task sends it, so the
+user reads the first paragraph while the model is still writing the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
+from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.control.bus import EventBus, preview
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
 from chatgpt_wecom.daemon.pipeline.responder import Responder
-from chatgpt_wecom.daemon.pipeline.split import split_message
-from chatgpt_wecom.daemon.store.conversations import ConversationStore
+from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT, split_message
+from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.daemon.store.inbox import InboxRow, InboxStore
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
@@ -22,7 +30,36 @@ from chatgpt_wecom.daemon.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
-WECOM_TEXT_LIMIT = 2048  # bytes of UTF-8 per text or markdown message
+
+class _Courier:
+    """Sends a message's stored parts in the background while more are being added."""
+
+    def __init__(self, deliverer: Deliverer, inbox_id: int) -> None:
+        self._deliverer = deliverer
+        self._inbox_id = inbox_id
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._run(), name=f"courier:{inbox_id}")
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            await self._deliverer.deliver(self._inbox_id)
+            if self._closing and not self._wake.is_set():
+                return
+            await self._wake.wait()
+
+    async def finish(self) -> None:
+        """Send whatever is stored, then stop."""
+        self._closing = True
+        self._wake.set()
+        await self._task
+
+    def cancel(self) -> None:
+        self._task.cancel()
 
 
 class Worker:
@@ -30,6 +67,7 @@ class Worker:
         self,
         db: Database,
         inbox: InboxStore,
+        outbox: OutboxStore,
         responder: Responder,
         deliverer: Deliverer,
         bus: EventBus,
@@ -38,6 +76,7 @@ class Worker:
     ) -> None:
         self._db = db
         self._inbox = inbox
+        self._outbox = outbox
         self._responder = responder
         self._deliverer = deliverer
         self._bus = bus
@@ -48,24 +87,65 @@ class Worker:
         if row is None or row.state == "done":
             return
         if row.state == "pending":
-            await self._answer(row)
+            streamed = await self._outbox.stored(row.id)
+            if streamed:
+                await self._interrupted(row, streamed)
+            else:
+                await self._answer(row)
         await self._deliverer.deliver(row.id)
         await self._inbox.mark_done(row.id)
         self._bus.publish("message.done", user=row.user_id, inbox_id=row.id)
 
     async def _answer(self, row: InboxRow) -> None:
-        outcome = await self._responder.respond(row)
-        parts = split_message(outcome.text, WECOM_TEXT_LIMIT)
-        async with self._db.tx() as conn:
-            if outcome.clear_context:
-                await ConversationStore.clear_context(conn, row.user_id)
-            if outcome.exchange is not None:
-                await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
-            await ConversationStore.save_user(conn, row.user_id, outcome.mode, row.received_at)
-            if outcome.quota_day is not None:
-                await UsageStore.count(conn, row.user_id, outcome.quota_day)
-            await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, parts)
-            await InboxStore.set_state(conn, row.id, "answered")
+        emitted = 0
+        courier: _Courier | None = None
+
+        async def emit(part: str) -> None:
+            nonlocal emitted, courier
+            async with self._db.tx() as conn:
+                await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, [part], start=emitted)
+            emitted += 1
+            courier = courier or _Courier(self._deliverer, row.id)
+            courier.poke()
+
+        try:
+            outcome = await self._responder.respond(row, emit)
+            parts = split_message(outcome.text, WECOM_TEXT_LIMIT)
+            async with self._db.tx() as conn:
+                if outcome.clear_context:
+                    await ConversationStore.clear_context(conn, row.user_id)
+                if outcome.exchange is not None:
+                    await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
+                await ConversationStore.save_user(conn, row.user_id, outcome.mode, row.received_at)
+                if outcome.quota_day is not None:
+                    await UsageStore.count(conn, row.user_id, outcome.quota_day)
+                await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, parts, start=emitted)
+                if outcome.image_path is not None:
+                    start = emitted + len(parts)
+                    await OutboxStore.add_parts(conn, row.id, row.user_id, "image", [outcome.image_path], start=start)
+                await InboxStore.set_state(conn, row.id, "answered")
+            if courier is not None:
+                await courier.finish()
+        except BaseException:
+            if courier is not None:
+                courier.cancel()
+            raise
+        shown = outcome.exchange.answer if outcome.exchange and outcome.exchange.answer else outcome.text
         self._bus.publish(
-            "reply.stored", user=row.user_id, inbox_id=row.id, parts=len(parts), text=preview(outcome.text)
+            "reply.stored", user=row.user_id, inbox_id=row.id, parts=emitted + len(parts), text=preview(shown)
         )
+
+    async def _interrupted(self, row: InboxRow, streamed: list[str]) -> None:
+        """A streamed answer was cut off by a stop: finish it honestly instead of answering twice."""
+        log.info("pipeline: message %d of %s was cut off mid-answer; sending what was stored", row.id, row.user_id)
+        partial = "\n\n".join(streamed)
+        exchange = Exchange(
+            user_id=row.user_id, mode="", question=row.content, answer=partial, asked_at=row.received_at,
+            answered_at=time.time(), error="interrupted by a restart", in_context=False,
+        )  # fmt: skip
+        async with self._db.tx() as conn:
+            await ConversationStore.add_exchange(conn, row.id, exchange)
+            note = [replies.answer_interrupted()]
+            await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, note, start=len(streamed))
+            await InboxStore.set_state(conn, row.id, "answered")
+        self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(partial))

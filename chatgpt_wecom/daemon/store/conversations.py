@@ -83,6 +83,21 @@ class ConversationStore:
     async def clear_context(conn: aiosqlite.Connection, user_id: str) -> None:
         await conn.execute("UPDATE exchanges SET in_context = 0 WHERE user_id = ? AND in_context = 1", (user_id,))
 
+    async def pending_image(self, user_id: str, since: float) -> str | None:
+        """The path of the image `user_id` sent after `since` and has not asked about yet."""
+        row = await self._db.fetchone(
+            "SELECT pending_image FROM users WHERE user_id = ? AND pending_image_at >= ?", (user_id, since)
+        )
+        return row["pending_image"] if row else None
+
+    async def set_pending_image(self, user_id: str, path: str | None, at: float) -> None:
+        await self._db.execute(
+            "INSERT INTO users (user_id, pending_image, pending_image_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET pending_image = excluded.pending_image,"
+            " pending_image_at = excluded.pending_image_at",
+            (user_id, path, at),
+        )
+
     @staticmethod
     async def save_user(conn: aiosqlite.Connection, user_id: str, mode: str | None, active_at: float) -> None:
         await conn.execute(

@@ -33,14 +33,24 @@ class OutboxStore:
 
     @staticmethod
     async def add_parts(
-        conn: aiosqlite.Connection, inbox_id: int, user_id: str, msg_type: str, parts: Sequence[str]
+        conn: aiosqlite.Connection,
+        inbox_id: int,
+        user_id: str,
+        msg_type: str,
+        parts: Sequence[str],
+        start: int = 0,
     ) -> None:
-        """Queue a reply's parts inside the caller's transaction."""
+        """Queue a reply's parts (numbered from `start`) inside the caller's transaction."""
         await conn.executemany(
             "INSERT INTO outbox (inbox_id, part, user_id, msg_type, content) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (inbox_id, part) DO NOTHING",
-            [(inbox_id, n, user_id, msg_type, text) for n, text in enumerate(parts)],
+            [(inbox_id, n, user_id, msg_type, text) for n, text in enumerate(parts, start=start)],
         )
+
+    async def stored(self, inbox_id: int) -> list[str]:
+        """The contents of every part stored for a message, in order (sent or not)."""
+        rows = await self._db.fetchall("SELECT content FROM outbox WHERE inbox_id = ? ORDER BY part", (inbox_id,))
+        return [r[0] for r in rows]
 
     async def unsent(self, inbox_id: int) -> list[Part]:
         """Parts still to send for one message, in order."""

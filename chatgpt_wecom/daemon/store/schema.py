@@ -92,4 +92,9 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL                        -- JSON
     );
     """,
+    # 4: an image a user sent, kept for their next question (read by the vision model)
+    """
+    ALTER TABLE users ADD COLUMN pending_image TEXT;
+    ALTER TABLE users ADD COLUMN pending_image_at REAL;
+    """,
 )

@@ -1,0 +1,72 @@
+"""The I/O behind rich messages: drawing images, hearing voice, fetching pictures users send.
+
+Files live under `data_dir`: generated images in `images/`, pictures users sent in `uploads/`, named by the inbox
+row they belong to (never by anything a user chose).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from chatgpt_wecom.daemon.llm import GeneratedImage, ModelClient
+from chatgpt_wecom.daemon.media import MediaError, image_kind, voice_for_transcription_async
+from chatgpt_wecom.daemon.wecom.api import WeComClient
+
+_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
+
+
+def extension(content_type: str) -> str:
+    return _EXTENSIONS.get(content_type, ".bin")
+
+
+async def _write(path: Path, data: bytes) -> None:
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    await asyncio.to_thread(write)
+
+
+class RichMedia:
+    def __init__(self, data_dir: Path, model: ModelClient, wecom: WeComClient) -> None:
+        self._data_dir = data_dir
+        self._model = model
+        self._wecom = wecom
+
+    async def draw(self, prompt: str, inbox_id: int) -> tuple[Path, GeneratedImage]:
+        """Generate an image for `prompt` and save it; raises ModelError."""
+        image = await self._model.generate_image(prompt)
+        path = self._data_dir / "images" / f"{inbox_id}{extension(image.content_type)}"
+        await _write(path, image.data)
+        return path, image
+
+    async def hear(self, media_id: str) -> str:
+        """The words of a voice message; raises WeComAPIError, MediaError or ModelError."""
+        data, _ = await self._wecom.download_media(media_id)
+        audio = await voice_for_transcription_async(data)
+        return (await self._model.transcribe(audio.data, audio.filename, audio.content_type)).strip()
+
+    async def fetch_picture(self, media_id: str, inbox_id: int) -> Path:
+        """Download a picture a user sent and keep it; raises WeComAPIError or MediaError."""
+        data, _ = await self._wecom.download_media(media_id)
+        kind = image_kind(data)
+        if kind is None:
+            raise MediaError("the picture is not a JPEG, PNG, GIF or WebP image")
+        path = self._data_dir / "uploads" / f"{inbox_id}{extension(kind)}"
+        await _write(path, data)
+        return path
+
+
+async def read_image(path: str) -> tuple[bytes, str]:
+    """A stored picture and its MIME type; raises MediaError when it is gone or not an image."""
+    try:
+        data = await asyncio.to_thread(Path(path).read_bytes)
+    except OSError:
+        raise MediaError("the picture is no longer stored") from None
+    kind = image_kind(data)
+    if kind is None:
+        raise MediaError("the stored picture is not an image")
+    return data, kind

@@ -1,0 +1,70 @@
+"""When a streamed answer's parts go out (pure, with a hand-moved clock)."""
+
+from __future__ import annotations
+
+from chatgpt_wecom.daemon.pipeline.progressive import ProgressiveSplitter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def feed_all(splitter: ProgressiveSplitter, text: str, step: int = 7) -> list[str]:
+    parts: list[str] = []
+    for i in range(0, len(text), step):
+        parts += splitter.feed(text[i : i + step])
+    return parts
+
+
+def test_the_first_paragraph_goes_out_at_once() -> None:
+    clock = Clock()
+    s = ProgressiveSplitter(clock=clock)
+    assert s.feed("第一段还没写完") == []
+    assert s.feed("。\n\n第二段") == ["第一段还没写完。"]
+    assert s.pending == "第二段"
+
+
+def test_a_fast_stream_is_merged_within_the_rate() -> None:
+    clock = Clock()
+    s = ProgressiveSplitter(min_interval=2.0, clock=clock)
+    text = "".join(f"第{n}段。\n\n" for n in range(1, 6))
+    parts = feed_all(s, text)  # all within the same instant
+    assert parts == ["第1段。"]  # later paragraphs wait for the interval
+    clock.now = 2.5
+    assert s.feed("第6段") == ["第2段。\n\n第3段。\n\n第4段。\n\n第5段。"]  # merged into one part
+    assert s.finish() == ["第6段"]
+
+
+def test_the_byte_limit_forces_a_part() -> None:
+    clock = Clock()
+    s = ProgressiveSplitter(limit=100, min_interval=60, clock=clock)
+    s.feed("开头。\n\n")  # first part sent
+    parts = feed_all(s, "很长" * 100)
+    assert parts and all(len(p.encode()) <= 100 for p in parts)
+    rest = s.finish()
+    assert "".join(parts + rest) == "很长" * 100
+
+
+def test_code_blocks_are_not_cut_at_their_blank_lines() -> None:
+    clock = Clock()
+    s = ProgressiveSplitter(clock=clock)
+    assert s.feed("```python\ndef a():\n    pass\n\n") == []
+    assert s.feed("def b():\n    pass\n```\n\n后文") == ["```python\ndef a():\n    pass\n\ndef b():\n    pass\n```"]
+
+
+def test_finish_returns_the_rest_and_nothing_is_lost() -> None:
+    clock = Clock()
+    s = ProgressiveSplitter(limit=256, min_interval=1.0, clock=clock)
+    text = "\n\n".join(f"段落{n}：" + "内容" * (n * 7) for n in range(12))
+    parts: list[str] = []
+    for i in range(0, len(text), 11):
+        clock.now += 0.3
+        parts += s.feed(text[i : i + 11])
+    parts += s.finish()
+    assert all(0 < len(p.encode()) <= 256 for p in parts)
+    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
+    assert s.parts_sent == len(parts)
