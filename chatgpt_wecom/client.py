@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import BaseModel, TypeAdapter
@@ -22,6 +23,14 @@ M = TypeVar("M", bound=BaseModel)
 _TEMPLATES = TypeAdapter(list[p.Template])
 _AUDIT = TypeAdapter(list[p.AuditEntry])
 _HISTORY = TypeAdapter(list[p.Exchange])
+# What a missing, stopped or restarted daemon looks like from here (a pooled connection may outlive a restart).
+_GONE = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    FileNotFoundError,
+    ConnectionRefusedError,
+)
 
 
 class DaemonNotRunning(Exception):
@@ -83,7 +92,7 @@ class ControlClient:
                     err = payload if isinstance(payload, dict) else {}
                     raise ControlError(resp.status, err.get("code", "error"), err.get("error", resp.reason or ""))
                 return payload
-        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
+        except _GONE as exc:
             raise DaemonNotRunning(self.socket_path) from exc
 
     async def _get(self, model: type[M], path: str, **query: Any) -> M:
@@ -104,10 +113,10 @@ class ControlClient:
 
     async def history(self, user: str) -> list[p.Exchange]:
         """A user's whole history, oldest first."""
-        return _HISTORY.validate_python(await self._request("GET", f"/users/{user}/history"))
+        return _HISTORY.validate_python(await self._request("GET", f"/users/{quote(user, safe='')}/history"))
 
     async def history_markdown(self, user: str) -> str:
-        data = await self._request("GET", f"/users/{user}/history", format="md")
+        data = await self._request("GET", f"/users/{quote(user, safe='')}/history", format="md")
         return str(data["markdown"])
 
     async def quotas(self) -> p.Quotas:
@@ -142,7 +151,7 @@ class ControlClient:
         return await self._post(p.QuotaResetDone, "/quota/reset", p.QuotaReset(user=user))
 
     async def clear_context(self, user: str) -> None:
-        await self._request("POST", f"/users/{user}/context/clear")
+        await self._request("POST", f"/users/{quote(user, safe='')}/context/clear")
 
     async def pause(self, notice: str | None = None) -> p.Status:
         return await self._post(p.Status, "/pause", p.PauseRequest(notice=notice))
@@ -170,7 +179,5 @@ class ControlClient:
                     line = raw.decode("utf-8").rstrip("\r\n")
                     if line.startswith("data:"):
                         yield p.Event.model_validate(json.loads(line[5:]))
-        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise DaemonNotRunning(self.socket_path) from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        except (*_GONE, aiohttp.ClientPayloadError) as exc:
             raise DaemonNotRunning(self.socket_path) from exc

@@ -22,6 +22,9 @@ def test_the_daemon_never_loads_textual(module: str) -> None:
     assert not {m for m in _loaded_after(module) if m == "textual" or m.startswith("textual.")}
 
 
-@pytest.mark.parametrize("module", ["chatgpt_wecom.client", "chatgpt_wecom.protocol", "chatgpt_wecom.cli"])
+@pytest.mark.parametrize(
+    "module",
+    ["chatgpt_wecom.client", "chatgpt_wecom.protocol", "chatgpt_wecom.cli", "chatgpt_wecom.ctl", "chatgpt_wecom.tui"],
+)
 def test_clients_never_load_the_daemon(module: str) -> None:
     assert not {m for m in _loaded_after(module) if m.startswith("chatgpt_wecom.daemon")}

@@ -14,7 +14,7 @@ import pwd
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -123,14 +123,15 @@ async def history(request: web.Request) -> web.Response:
     user = request.match_info["user"]
     items = [p.Exchange(**vars_of(x)) for x in await _svc(request).history.of_user(user)]
     if request.query.get("format") == "md":
-        return web.json_response({"markdown": history_markdown(user, items)})
+        return web.json_response({"markdown": history_markdown(user, items, _svc(request).settings.zone)})
     return _json(items)
 
 
-def history_markdown(user: str, items: list[p.Exchange]) -> str:
-    lines = [f"# Conversation history of {user}", ""]
+def history_markdown(user: str, items: list[p.Exchange], zone: tzinfo | None = None) -> str:
+    """A user's history as Markdown, times in `zone` (the daemon's time zone)."""
+    lines = [f"# Conversation history of {user}", "", f"Times are in {zone or 'the server’s local time'}.", ""]
     for x in items:
-        when = datetime.fromtimestamp(x.asked_at).strftime("%Y-%m-%d %H:%M:%S")
+        when = datetime.fromtimestamp(x.asked_at, zone).strftime("%Y-%m-%d %H:%M:%S")
         lines += [f"## {when} · {x.mode}", "", "**Q:**", "", x.question, ""]
         lines += ["**A:**", "", x.answer if x.answer is not None else f"_(no answer: {x.error})_", ""]
     return "\n".join(lines)

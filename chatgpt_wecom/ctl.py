@@ -1,0 +1,370 @@
+"""`chatgpt-wecom ctl`: steer a running daemon through its control socket, one ControlClient call per command.
+
+Human output is compact aligned text in local time; `--json` prints the API's JSON and nothing else on stdout.
+A daemon that is not running, a refused request or an unreadable config file is one line on stderr, never a
+traceback: exit 1 for the first two, 2 for the config file (and for usage errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import aiohttp
+import typer
+from pydantic import BaseModel, TypeAdapter
+
+from chatgpt_wecom import protocol as p
+from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
+from chatgpt_wecom.config import ConfigError, resolve_socket
+
+T = TypeVar("T")
+PREVIEW = 60  # characters of a question or answer in `conversations`
+
+ctl_app = typer.Typer(
+    help="Steer a running daemon through its control socket (found from --config or --socket).",
+    no_args_is_help=True,
+)
+users_app = typer.Typer(help="Show and change the access lists: allow, deny, vip, admin.", no_args_is_help=True)
+words_app = typer.Typer(help="Show and change the sensitive words.", no_args_is_help=True)
+quota_app = typer.Typer(help="Show today's usage per user, or reset it.", no_args_is_help=True)
+ctl_app.add_typer(users_app, name="users")
+ctl_app.add_typer(words_app, name="words")
+ctl_app.add_typer(quota_app, name="quota")
+
+
+@dataclass(frozen=True)
+class Common:
+    """The options every ctl command shares (given before the command: `ctl --json status`)."""
+
+    config: Path | None
+    socket: Path | None
+    json: bool
+
+
+@ctl_app.callback()
+def _common(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="config.yml of the daemon; its data_dir/control_socket locate the socket (default: ./config.yml).",
+            envvar="CHATGPT_WECOM_CONFIG",
+            dir_okay=False,
+        ),
+    ] = None,
+    socket: Annotated[
+        Path | None,
+        typer.Option(help="Path of the control socket; overrides --config.", envvar="CHATGPT_WECOM_SOCKET"),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the API's JSON (one object per line for `events`) for scripts.")
+    ] = False,
+) -> None:
+    """Steer a running daemon through its control socket."""
+    ctx.obj = Common(config, socket, json_out)
+
+
+# --- plumbing ------------------------------------------------------------------------------------------
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"chatgpt-wecom: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _opts(ctx: typer.Context) -> Common:
+    obj = ctx.find_object(Common)
+    assert obj is not None  # set by the ctl callback
+    return obj
+
+
+def _call(ctx: typer.Context, call: Callable[[ControlClient], Awaitable[T]]) -> T:
+    """Resolve the socket, run one client call, and turn the expected failures into one line on stderr."""
+    opts = _opts(ctx)
+    try:
+        path = resolve_socket(opts.config, opts.socket)
+    except ConfigError as exc:
+        _fail("; ".join(exc.lines), 2)
+
+    async def run() -> T:
+        async with ControlClient(path) as client:
+            return await call(client)
+
+    try:
+        return asyncio.run(run())
+    except (DaemonNotRunning, ControlError) as exc:
+        _fail(str(exc))
+    except TimeoutError:
+        _fail(f"the daemon did not answer in time on {path}")
+    except aiohttp.ClientError as exc:
+        _fail(f"the daemon on {path} broke off the request ({exc or type(exc).__name__})")
+
+
+def _print(ctx: typer.Context, data: BaseModel | list[Any], human: Callable[[], list[str]]) -> None:
+    """The JSON of `data` with --json, else the `human` lines."""
+    if _opts(ctx).json:
+        if isinstance(data, BaseModel):
+            typer.echo(data.model_dump_json())
+        else:
+            typer.echo(TypeAdapter(list[Any]).dump_json(data).decode())
+        return
+    for line in human():
+        typer.echo(line)
+
+
+def _time(at: float, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return datetime.fromtimestamp(at).strftime(fmt)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h {minutes:02d}m" if days else f"{hours}h {minutes:02d}m {secs:02d}s"
+
+
+def _table(rows: list[tuple[str, str]]) -> list[str]:
+    width = max((len(k) for k, _ in rows), default=0)
+    return [f"{k:<{width}}  {v}" for k, v in rows]
+
+
+def _oneline(text: str | None, limit: int = PREVIEW) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# --- status --------------------------------------------------------------------------------------------
+def _status_lines(s: p.Status) -> list[str]:
+    token = s.token
+    token_text = f"valid, expires in {int(token.expires_in or 0)}s" if token.has_token else "none"
+    if token.last_error:
+        token_text += f" (last error{f' {token.last_error_code}' if token.last_error_code else ''}: {token.last_error})"
+    rows = [
+        ("version", f"{s.version}, up {_duration(s.uptime)} (since {_time(s.started_at)})"),
+        ("state", f"PAUSED — users get: {s.pause_notice}" if s.paused else "answering"),
+        ("model", f"{s.model} at {s.model_endpoint}"),
+        ("wecom", f"{s.wecom_api_base}, corp {s.corp_id}, agent {s.agent_id}"),
+        ("token", token_text),
+        ("pipeline", f"{s.queue_depth} queued or in progress, {s.open_messages} not finished"),
+        ("today", f"{s.users_today} users, {s.questions_today} questions, {s.messages_today} messages"),
+        ("secrets", ", ".join(f"{k} {'set' if v else 'unset'}" for k, v in sorted(s.secrets.items()))),
+        ("config", s.config_path or "(none: environment only)"),
+        ("data dir", s.data_dir),
+        ("socket", s.control_socket),
+    ]
+    lines = _table(rows)
+    if s.last_errors:
+        lines += ["", "recent errors:"] + [f"  {_event_line(e)}" for e in s.last_errors]
+    return lines
+
+
+@ctl_app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the daemon's state: model, WeCom token, queue, today's numbers, which secrets are set."""
+    result = _call(ctx, lambda c: c.status())
+    _print(ctx, result, lambda: _status_lines(result))
+
+
+# --- users and words -----------------------------------------------------------------------------------
+def _change_lines(changed: list[str], asked: list[str], did: str, did_not: str) -> list[str]:
+    """What a change did, in the order asked: `did: a, b` and `did_not: c` (already there, or absent)."""
+    done = {x.casefold() for x in changed}
+    first: dict[str, str] = {}
+    for item in (a.strip() for a in asked):
+        first.setdefault(item.casefold(), item)
+    unique = [a for a in first.values() if a]
+    hit, miss = [a for a in unique if a.casefold() in done], [a for a in unique if a.casefold() not in done]
+    return ([f"{did}: {', '.join(hit)}"] if hit else []) + ([f"{did_not}: {', '.join(miss)}"] if miss else [])
+
+
+IdsArg = Annotated[list[str], typer.Argument(metavar="ID", help="WeCom UserIDs (case-insensitive).")]
+
+
+def _list_commands(name: p.ListName) -> typer.Typer:
+    sub = typer.Typer(help=f"The {name} list: list, add or remove user IDs.", no_args_is_help=True)
+
+    @sub.command("list")
+    def list_(ctx: typer.Context) -> None:
+        """Print the user IDs on the list, one per line (--json: a JSON array)."""
+        members: list[str] = getattr(_call(ctx, lambda c: c.lists()), name)
+        _print(ctx, members, lambda: members or ["(none)"])
+
+    @sub.command()
+    def add(ctx: typer.Context, ids: IdsArg) -> None:
+        """Add users; says which were added and which were already on the list."""
+        result = _call(ctx, lambda c: c.add_users(name, ids))
+        _print(ctx, result, lambda: _change_lines(result.changed, ids, f"added to {name}", f"already on {name}"))
+
+    @sub.command()
+    def remove(ctx: typer.Context, ids: IdsArg) -> None:
+        """Remove users; says which were removed and which were not on the list."""
+        result = _call(ctx, lambda c: c.remove_users(name, ids))
+        _print(ctx, result, lambda: _change_lines(result.changed, ids, f"removed from {name}", f"not on {name}"))
+
+    return sub
+
+
+for _name in p.LIST_NAMES:
+    users_app.add_typer(_list_commands(_name), name=_name)
+
+WordsArg = Annotated[list[str], typer.Argument(metavar="WORD", help="Words or phrases (case-insensitive).")]
+
+
+@words_app.command("list")
+def words_list(ctx: typer.Context) -> None:
+    """Print the sensitive words, one per line."""
+    result = _call(ctx, lambda c: c.words())
+    _print(ctx, result, lambda: result.words or ["(none)"])
+
+
+@words_app.command("add")
+def words_add(ctx: typer.Context, words: WordsArg) -> None:
+    """Add sensitive words; says which were added and which were already there."""
+    result = _call(ctx, lambda c: c.add_words(words))
+    _print(ctx, result, lambda: _change_lines(result.changed, words, "added", "already there"))
+
+
+@words_app.command("remove")
+def words_remove(ctx: typer.Context, words: WordsArg) -> None:
+    """Remove sensitive words; says which were removed and which were not there."""
+    result = _call(ctx, lambda c: c.remove_words(words))
+    _print(ctx, result, lambda: _change_lines(result.changed, words, "removed", "not there"))
+
+
+# --- quota ---------------------------------------------------------------------------------------------
+def _quota_lines(q: p.Quotas) -> list[str]:
+    limit = str(q.limit) if q.limit else "no limit"
+    lines = [f"day {q.day} ({q.timezone}), daily limit: {limit}"]
+    if not q.users:
+        return [*lines, "no usage yet"]
+    width = max(len("user"), *(len(u.user_id) for u in q.users))
+    lines.append(f"{'user':<{width}}  {'today':>9}  {'questions/month':>15}  {'tokens/month':>12}")
+    for u in q.users:
+        today = f"{u.used_today}{'' if u.unlimited or not q.limit else f'/{q.limit}'}"
+        today += " ∞" if u.unlimited and q.limit else ""
+        lines.append(f"{u.user_id:<{width}}  {today:>9}  {u.questions_month:>15}  {u.tokens_month:>12}")
+    return lines
+
+
+@quota_app.command("show")
+def quota_show(ctx: typer.Context) -> None:
+    """Today's questions per user (∞: vip/admin, not limited) and this month's questions and tokens."""
+    result = _call(ctx, lambda c: c.quotas())
+    _print(ctx, result, lambda: _quota_lines(result))
+
+
+@quota_app.command("reset")
+def quota_reset(
+    ctx: typer.Context,
+    user: Annotated[
+        str | None, typer.Argument(metavar="USER", help="The user whose count for today is cleared.")
+    ] = None,
+    everyone: Annotated[bool, typer.Option("--all", help="Clear today's count of every user.")] = False,
+) -> None:
+    """Clear today's question count of USER, or of everyone with --all (exactly one of the two)."""
+    if (user is None) == (not everyone):
+        ctx.fail("quota reset: give either a USER or --all")
+    result = _call(ctx, lambda c: c.reset_quota(None if everyone else user))
+    _print(ctx, result, lambda: [f"cleared {result.cleared} count(s) for {user or 'everyone'}"])
+
+
+# --- conversations and history -------------------------------------------------------------------------
+def _exchange_lines(x: p.Exchange) -> list[str]:
+    tokens = f"{x.prompt_tokens}+{x.completion_tokens} tokens"
+    answer = f"A: {_oneline(x.answer)}" if x.answer is not None else f"!  {_oneline(x.error)}"
+    return [
+        f"#{x.id}  {_time(x.asked_at)}  {x.user_id}  {x.mode}  {tokens}",
+        f"  Q: {_oneline(x.question)}",
+        f"  {answer}",
+    ]
+
+
+@ctl_app.command()
+def conversations(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option(help="Only this user's exchanges.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many exchanges to show.")] = 20,
+) -> None:
+    """Recent questions and answers, newest first, with time and tokens (prompt+completion)."""
+    page = _call(ctx, lambda c: c.conversations(user=user, limit=limit))
+    _print(ctx, page, lambda: [line for x in page.items for line in _exchange_lines(x)] or ["no conversations"])
+
+
+class HistoryFormat(enum.StrEnum):
+    """Output formats of `history`."""
+
+    md = "md"
+    json = "json"
+
+
+@ctl_app.command()
+def history(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(metavar="USER", help="The user's WeCom UserID.")],
+    fmt: Annotated[
+        HistoryFormat | None,
+        typer.Option("--format", help="md: readable Markdown; json: the exchanges (default: md, json with --json)."),
+    ] = None,
+) -> None:
+    """A user's whole conversation history, oldest first."""
+    if (fmt or (HistoryFormat.json if _opts(ctx).json else HistoryFormat.md)) is HistoryFormat.md:
+        typer.echo(_call(ctx, lambda c: c.history_markdown(user)))
+    else:
+        typer.echo(TypeAdapter(list[p.Exchange]).dump_json(_call(ctx, lambda c: c.history(user))).decode())
+
+
+# --- pause, resume, reload -----------------------------------------------------------------------------
+@ctl_app.command()
+def pause(
+    ctx: typer.Context,
+    notice: Annotated[str | None, typer.Option(help="Reply users get while paused (default: pause_notice).")] = None,
+) -> None:
+    """Stop answering: everyone but admins gets the pause notice, until `resume` (survives restarts)."""
+    result = _call(ctx, lambda c: c.pause(notice))
+    _print(ctx, result, lambda: [f"paused; users now get: {result.pause_notice}"])
+
+
+@ctl_app.command()
+def resume(ctx: typer.Context) -> None:
+    """Answer again after `pause`."""
+    result = _call(ctx, lambda c: c.resume())
+    _print(ctx, result, lambda: ["resumed; answering again"])
+
+
+@ctl_app.command()
+def reload(ctx: typer.Context) -> None:
+    """Re-read the config file (like SIGHUP): print the keys applied and those that need a restart."""
+    result = _call(ctx, lambda c: c.reload())
+    applied = f"applied: {', '.join(result.changed) or 'nothing changed'}"
+    restart = [f"restart needed for: {', '.join(result.restart_needed)}"] if result.restart_needed else []
+    _print(ctx, result, lambda: [applied, *restart])
+
+
+# --- events --------------------------------------------------------------------------------------------
+def _event_line(event: p.Event) -> str:
+    data = dict(event.data)
+    user = str(data.pop("user", "-"))
+    rest = " ".join(f"{k}={_oneline(v if isinstance(v, str) else repr(v))}" for k, v in data.items())
+    dropped = f" ({event.dropped} earlier events dropped)" if event.dropped else ""
+    return f"{_time(event.at, '%H:%M:%S')} {event.kind:<16} {user} {rest}".rstrip() + dropped
+
+
+@ctl_app.command()
+def events(ctx: typer.Context) -> None:
+    """Follow the live event stream, one line per event (--json: one JSON object per line); Ctrl-C ends it."""
+    as_json = _opts(ctx).json
+
+    async def follow(client: ControlClient) -> None:
+        async for event in client.events():
+            typer.echo(event.model_dump_json() if as_json else _event_line(event))
+
+    try:
+        _call(ctx, follow)
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise typer.Exit(0) from None

@@ -1,0 +1,157 @@
+"""The operator app: a thin shell that holds the pages, routes daemon messages to them, and offers commands.
+
+All daemon I/O lives in the `Connection` (the event stream, reconnects) and in the pages' workers.
+Build it with `make_app()` — the CLI and the tests construct it the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from chatgpt_wecom.tui.connection import Connection, DaemonEvents, LinkDown, LinkUp
+from chatgpt_wecom.tui.formats import Formats
+from chatgpt_wecom.tui.live import LIMIT as LIVE_LIMIT
+from chatgpt_wecom.tui.screens import PAGES, Context, OperatorScreen
+from chatgpt_wecom.tui.screens.live import LiveScreen
+from chatgpt_wecom.tui.widgets import LinkState
+
+SCREEN_NAMES: tuple[str, ...] = tuple(PAGES)
+
+
+class OperatorApp(App[None]):
+    """`OperatorApp(socket_path, screen="playground").run()`; number keys switch pages, Ctrl+P opens commands."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "chatgpt-wecom"
+    BINDINGS: ClassVar = [
+        Binding(key, f"page('{name}')", title, key_display=key) for name, (key, title, _) in PAGES.items()
+    ]
+
+    link: reactive[LinkState] = reactive(LinkState())
+
+    def __init__(
+        self,
+        socket_path: Path,
+        *,
+        screen: str | None = None,
+        formats: Formats | None = None,
+        connection: dict[str, float] | None = None,
+        live_limit: int = LIVE_LIMIT,
+    ) -> None:
+        """`screen`: the page to open on (one of SCREEN_NAMES); `connection`: Connection timing options;
+        `live_limit`: rows the Live page keeps."""
+        if screen is not None and screen not in PAGES:
+            raise ValueError(f"unknown screen {screen!r}; one of: {', '.join(PAGES)}")
+        super().__init__()
+        self.connection = Connection(self, socket_path, **(connection or {}))
+        ctx = Context(self.connection, formats or Formats())
+        self.pages: dict[str, OperatorScreen] = {
+            name: LiveScreen(ctx, live_limit) if cls is LiveScreen else cls(ctx) for name, (_, _, cls) in PAGES.items()
+        }
+        for name, page in self.pages.items():
+            self.add_mode(name, _constant(page))
+        self.first_page = screen or "live"
+
+    @property
+    def page(self) -> OperatorScreen:
+        """The page shown (under any dialog)."""
+        return self.pages.get(self.current_mode, self.pages[self.first_page])
+
+    def on_mount(self) -> None:
+        self.link = LinkState(reason=f"({self.connection.socket_path})")
+        self.switch_mode(self.first_page)
+        self.connection.start()
+
+    async def on_unmount(self) -> None:
+        await self.connection.close()
+
+    def action_page(self, name: str) -> None:
+        """Show page `name`."""
+        if name in PAGES and name != self.current_mode:
+            self.switch_mode(name)
+
+    # --- from the connection ---------------------------------------------------------------------------
+    def on_link_up(self, message: LinkUp) -> None:
+        was_down = not self.link.connected and self.link.version != ""
+        self.link = LinkState(
+            connected=True, connecting=False, paused=message.status.paused, version=message.status.version
+        )
+        if was_down:
+            self.notify("reconnected to the daemon", markup=False)
+        self.page.reload()
+
+    def on_link_down(self, message: LinkDown) -> None:
+        if self.link.connected:
+            self.notify("lost the daemon — reconnecting…", severity="warning", markup=False)
+        self.link = LinkState(connected=False, connecting=False, reason=message.reason, version=self.link.version)
+
+    def on_daemon_events(self, message: DaemonEvents) -> None:
+        if message.dropped:
+            self.notify(
+                f"{message.dropped} events dropped (the UI fell behind the daemon)", severity="warning", markup=False
+            )
+        errors = []
+        for event in message.events:
+            if event.kind in ("bot.paused", "bot.resumed"):
+                self.link = dataclasses.replace(self.link, paused=event.kind == "bot.paused")
+            elif event.kind == "error":
+                errors.append(event)
+        if errors:  # one toast per batch, however many errors: a failing model must not flood the screen
+            first = errors[0].data
+            more = f" (and {len(errors) - 1} more — see Status)" if len(errors) > 1 else ""
+            title = f"error ({first.get('source', 'daemon')})"
+            self.notify(f"{first.get('error', '')}{more}", title=title, severity="error", markup=False)
+        for page in self.pages.values():
+            page.ingest(message.events)
+
+    # --- command palette ---------------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        for name, (key, title, _) in PAGES.items():
+            yield SystemCommand(f"{title} page", f"Show the {title} page (key {key})", _switch(self, name))
+        yield SystemCommand("Pause the bot", "Everyone but admins gets the pause notice", self._on_page("pause"))
+        yield SystemCommand("Resume the bot", "Answer again after a pause", self._on_page("resume"))
+        yield SystemCommand("Reload config", "Re-read config.yml in the daemon (like SIGHUP)", self._on_page("reload"))
+        yield SystemCommand("Reconnect now", "Retry the daemon without waiting", self.connection.retry_now)
+        yield from super().get_system_commands(screen)
+
+    def _on_page(self, what: str) -> Callable[[], None]:
+        """A palette callback that runs an operator action on the page shown (its dialogs appear there)."""
+
+        def run() -> None:
+            page = self.page
+            {"pause": page.pause_bot, "resume": page.resume_bot, "reload": page.reload_config}[what]()
+
+        return run
+
+
+def _constant(page: OperatorScreen) -> Callable[[], Screen[None]]:
+    return lambda: page
+
+
+def _switch(app: OperatorApp, name: str) -> Callable[[], None]:
+    return lambda: app.action_page(name)
+
+
+def make_app(
+    socket_path: Path,
+    *,
+    screen: str | None = None,
+    formats: Formats | None = None,
+    connection: dict[str, float] | None = None,
+    live_limit: int = LIVE_LIMIT,
+) -> OperatorApp:
+    """The one way to build the app (the CLI and the tests both call this)."""
+    return OperatorApp(socket_path, screen=screen, formats=formats, connection=connection, live_limit=live_limit)
+
+
+def run_tui(socket_path: Path, *, screen: str | None = None) -> None:
+    """Run the operator UI until the operator quits (blocking)."""
+    make_app(socket_path, screen=screen).run()

@@ -1,0 +1,148 @@
+"""The link to the daemon: owns the one ControlClient, follows the event stream, reconnects by itself.
+
+A worker loops: ask for the status (connected) → follow `GET /v1/events` → on any failure report the link down
+and retry with capped exponential backoff. Events are not posted one by one: they are buffered and flushed at
+most every `flush_every` seconds as one `DaemonEvents` message, so a burst of 100 events/s costs the UI a few
+messages a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from textual.app import App
+from textual.message import Message
+
+from chatgpt_wecom import protocol as p
+from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
+
+# What a request to the daemon can fail with when the link is bad (not a bug in the TUI).
+LINK_ERRORS: tuple[type[BaseException], ...] = (
+    DaemonNotRunning,
+    ControlError,
+    aiohttp.ClientError,
+    TimeoutError,
+    OSError,
+    ValueError,  # a malformed or incompatible answer
+)
+
+
+class LinkUp(Message):
+    """Connected (again): `status` is the daemon's status at that moment."""
+
+    def __init__(self, status: p.Status) -> None:
+        super().__init__()
+        self.status = status
+
+
+class LinkDown(Message):
+    """Not connected; `reason` says why, in words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class DaemonEvents(Message):
+    """A batch of events, oldest first; `dropped`: events the daemon could not send us in time."""
+
+    def __init__(self, events: list[p.Event], dropped: int) -> None:
+        super().__init__()
+        self.events = events
+        self.dropped = dropped
+
+
+def describe(exc: BaseException, socket_path: Path) -> str:
+    """A short operator-facing reason for a link failure."""
+    if isinstance(exc, DaemonNotRunning):
+        return f"nothing answers on {socket_path}"
+    if isinstance(exc, ControlError):
+        return f"the daemon refused: {exc} ({exc.code})"
+    if isinstance(exc, TimeoutError):
+        return "the daemon did not answer in time"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class Connection:
+    """The TUI's only way to the daemon. `client` is always usable; calls fail fast while the link is down."""
+
+    def __init__(
+        self,
+        app: App[Any],
+        socket_path: Path,
+        *,
+        min_delay: float = 0.5,
+        max_delay: float = 5.0,
+        flush_every: float = 0.15,
+        timeout: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.socket_path = socket_path
+        self.client = ControlClient(socket_path, timeout=timeout)
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self.flush_every = flush_every
+        self.connected = False
+        self._buffer: list[p.Event] = []
+        self._dropped = 0
+        self._retry_now = asyncio.Event()
+
+    def start(self) -> None:
+        """Start following the daemon (call from the app's on_mount)."""
+        self.app.set_interval(self.flush_every, self.flush, name="flush daemon events")
+        self.app.run_worker(self._follow(), name="daemon link", group="link", exclusive=True, exit_on_error=False)
+
+    def retry_now(self) -> None:
+        """Skip the rest of the current backoff pause."""
+        self._retry_now.set()
+
+    async def close(self) -> None:
+        """Close the client's connections (the worker ends with the app)."""
+        await self.client.close()
+
+    def flush(self) -> None:
+        """Post the buffered events as one message (no-op when there are none)."""
+        if not self._buffer and not self._dropped:
+            return
+        events, self._buffer = self._buffer, []
+        dropped, self._dropped = self._dropped, 0
+        self.app.post_message(DaemonEvents(events, dropped))
+
+    async def _follow(self) -> None:
+        delay = self.min_delay
+        while True:
+            try:
+                status = await self.client.status()
+            except LINK_ERRORS as exc:
+                await self._down(describe(exc, self.socket_path))
+                await self._pause(delay)
+                delay = min(delay * 2, self.max_delay)
+                continue
+            delay = self.min_delay
+            self.connected = True
+            self.app.post_message(LinkUp(status))
+            try:
+                async for event in self.client.events():
+                    self._dropped += event.dropped
+                    self._buffer.append(event)
+                reason = "the daemon closed the event stream"
+            except LINK_ERRORS as exc:
+                reason = describe(exc, self.socket_path)
+            self.flush()
+            await self._down(reason)
+            await self._pause(delay)
+
+    async def _down(self, reason: str) -> None:
+        was_up, self.connected = self.connected, False
+        if was_up:
+            await self.client.close()  # drop pooled connections to the old daemon
+        self.app.post_message(LinkDown(reason))
+
+    async def _pause(self, seconds: float) -> None:
+        self._retry_now.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._retry_now.wait(), seconds)

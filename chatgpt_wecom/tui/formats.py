@@ -1,0 +1,59 @@
+"""How times, durations and token counts are shown. Injected through the app factory so tests can fix them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+
+@dataclass(frozen=True, slots=True)
+class Formats:
+    """Text for timestamps and durations. `tz=None` is the operator's local time zone.
+
+    `fixed_time`, when set, replaces every clock time (snapshot tests: the screen must not depend on "now").
+    """
+
+    tz: tzinfo | None = None
+    fixed_time: str | None = None
+
+    def clock(self, at: float) -> str:
+        """`HH:MM:SS` of a unix time."""
+        if self.fixed_time is not None:
+            return self.fixed_time
+        return datetime.fromtimestamp(at, self.tz).strftime("%H:%M:%S")
+
+    def stamp(self, at: float) -> str:
+        """`YYYY-MM-DD HH:MM:SS` of a unix time."""
+        if self.fixed_time is not None:
+            return self.fixed_time
+        return datetime.fromtimestamp(at, self.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float) -> str:
+    """`42s`, `3m 05s`, `2h 07m`, `3d 04h` — coarse, for uptimes and token lifetimes."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def latency(seconds: float | None) -> str:
+    """`1.23s`, or empty when not known yet."""
+    return "" if seconds is None else f"{seconds:.2f}s"
+
+
+def tokens(prompt: int | None, completion: int | None) -> str:
+    """`prompt+completion`, or empty when not known yet."""
+    if prompt is None and completion is None:
+        return ""
+    return f"{prompt or 0}+{completion or 0}"
+
+
+def one_line(text: str, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"

@@ -1,0 +1,138 @@
+"""The Live log's data: one row per incoming message, updated as its events arrive; bounded, no textual here.
+
+Events are folded into rows keyed by `inbox_id` (received → answering → answered → sent → done, or failed).
+`ingest()` says which rows changed and which were evicted, so the screen can update only those.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatgpt_wecom.protocol import Event
+
+LIMIT = 500  # rows kept; older ones are evicted
+
+
+@dataclass(slots=True)
+class LiveRow:
+    """What is known about one message so far."""
+
+    inbox_id: int
+    user: str
+    at: float
+    question: str = ""
+    msg_type: str = "text"
+    source: str | None = None
+    mode: str = ""
+    answer: str | None = None
+    latency: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    parts: int = 0
+    sent: int = 0
+    state: str = "received"
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Changes:
+    """Rows touched by one batch (in first-touch order) and rows evicted from the log."""
+
+    touched: list[int] = field(default_factory=list)
+    evicted: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.touched or self.evicted)
+
+
+class LiveLog:
+    """The last `limit` messages, newest last."""
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.limit = limit
+        self.rows: OrderedDict[int, LiveRow] = OrderedDict()
+        self._evicted_upto = 0  # inbox ids at or below this were evicted; late events for them are ignored
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def clear(self) -> None:
+        """Forget every row (later events for them are ignored)."""
+        if self.rows:
+            self._evicted_upto = max(self._evicted_upto, *self.rows)
+        self.rows.clear()
+
+    def ingest(self, events: Iterable[Event]) -> Changes:
+        """Fold `events` into the rows."""
+        changes = Changes()
+        seen: set[int] = set()
+        for event in events:
+            inbox_id = event.data.get("inbox_id")
+            if not isinstance(inbox_id, int):
+                continue
+            row = self._row(inbox_id, event)
+            if row is None:
+                continue
+            _apply(row, event.kind, event.data)
+            if inbox_id not in seen:
+                seen.add(inbox_id)
+                changes.touched.append(inbox_id)
+        while len(self.rows) > self.limit:
+            old, _ = self.rows.popitem(last=False)
+            self._evicted_upto = max(self._evicted_upto, old)
+            changes.evicted.append(old)
+            if old in seen:
+                seen.discard(old)
+                changes.touched.remove(old)
+        return changes
+
+    def _row(self, inbox_id: int, event: Event) -> LiveRow | None:
+        row = self.rows.get(inbox_id)
+        if row is None:
+            if event.kind != "message.received" and inbox_id <= self._evicted_upto:
+                return None
+            row = LiveRow(inbox_id=inbox_id, user=str(event.data.get("user", "")), at=event.at)
+            self.rows[inbox_id] = row
+        return row
+
+
+def _apply(row: LiveRow, kind: str, data: dict[str, Any]) -> None:
+    if kind == "message.received":
+        row.question = str(data.get("text", ""))
+        row.msg_type = str(data.get("msg_type", "text"))
+        row.source = data.get("source")
+    elif kind == "answer.started":
+        row.mode = str(data.get("mode", ""))
+        row.state = "answering"
+    elif kind == "answer.finished":
+        row.latency = _number(data.get("latency"))
+        row.prompt_tokens = _int(data.get("prompt_tokens"))
+        row.completion_tokens = _int(data.get("completion_tokens"))
+    elif kind == "reply.stored":
+        row.answer = str(data.get("text", ""))
+        row.parts = _int(data.get("parts")) or 0
+        row.state = "answered"
+    elif kind == "delivery.sent":
+        row.sent += 1
+        if row.state != "failed":
+            row.state = "sent" if row.sent >= row.parts else f"sent {row.sent}/{row.parts}"
+    elif kind == "delivery.failed":
+        row.error = str(data.get("error", ""))
+        row.state = "failed" if data.get("final") else "retrying"
+    elif kind == "message.done":
+        if row.state != "failed":
+            row.state = "done"
+    elif kind == "error":
+        row.error = str(data.get("error", ""))
+        row.state = "error"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) else None

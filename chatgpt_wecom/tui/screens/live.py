@@ -1,0 +1,154 @@
+"""Live: questions and answers as they happen, one row per message; filter by user; bounded to the last 500."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Input, Label, Static
+
+from chatgpt_wecom.protocol import Event
+from chatgpt_wecom.tui import formats as fmt
+from chatgpt_wecom.tui.live import LIMIT, LiveLog, LiveRow
+from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
+
+COLUMNS = (("time", 8), ("user", 12), ("question", 28), ("answer", 30), ("state", 8), ("latency", 7), ("tokens", 9))
+STATE_STYLES = {"done": "green", "sent": "green", "failed": "bold red", "error": "red", "retrying": "yellow"}
+
+
+class LiveScreen(OperatorScreen):
+    """The live log. Events are folded into a `LiveLog`; only the rows a batch touched are redrawn."""
+
+    PAGE_TITLE = "Live"
+    HOME = "#live-table"
+    BINDINGS: ClassVar = [
+        Binding("slash", "focus_filter", "Filter user"),
+        Binding("f", "toggle_follow", "Follow"),
+        Binding("c", "clear", "Clear"),
+    ]
+
+    def __init__(self, ctx: Context, limit: int = LIMIT) -> None:
+        super().__init__(ctx)
+        self.log_rows = LiveLog(limit)
+        self.user_filter = ""
+        self.follow = True
+        self._stale = True  # the table does not show the log (not mounted yet, or not current)
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="live-bar", classes="toolbar"):
+            yield Label("user ", classes="field-label")
+            yield Input(placeholder="filter by user id (/)", id="live-filter")
+            yield Label("", id="live-count", classes="counter")
+        yield DataTable(id="live-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="live-detail", markup=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for name, width in COLUMNS:
+            table.add_column(name, width=width, key=name)
+
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            self.rebuild()
+
+    def ingest(self, events: list[Event]) -> None:
+        changes = self.log_rows.ingest(events)
+        if not changes:
+            return
+        if not self.is_current or self._stale:
+            self._stale = True
+            return
+        table = self.query_one(DataTable)
+        for inbox_id in changes.evicted:
+            key = str(inbox_id)
+            if key in table.rows:
+                table.remove_row(key)
+        for inbox_id in changes.touched:
+            row = self.log_rows.rows[inbox_id]
+            if not self._matches(row):
+                continue
+            key = str(inbox_id)
+            if key in table.rows:
+                for (name, _), value in zip(COLUMNS, self._cells(row), strict=True):
+                    table.update_cell(key, name, value)
+            else:
+                table.add_row(*self._cells(row), key=key)
+        self._after_change(table)
+
+    def rebuild(self) -> None:
+        """Redraw the whole table from the log (after a filter change or coming back to the page)."""
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in self.log_rows.rows.values():
+            if self._matches(row):
+                table.add_row(*self._cells(row), key=str(row.inbox_id))
+        self._stale = False
+        self._after_change(table)
+
+    def _after_change(self, table: DataTable[object]) -> None:
+        if self.follow and table.row_count:
+            table.move_cursor(row=table.row_count - 1)
+        shown = f"{table.row_count} of {len(self.log_rows)}" if self.user_filter else f"{table.row_count}"
+        counter = f"{shown} messages" + ("" if self.follow else " · not following")
+        self.query_one("#live-count", Label).update(counter, layout=False)  # fixed size: no relayout per batch
+        self._show_detail(table)
+
+    def _matches(self, row: LiveRow) -> bool:
+        return not self.user_filter or self.user_filter in row.user.casefold()
+
+    def _cells(self, row: LiveRow) -> tuple[str | Text, ...]:
+        state = row.state if row.error is None or row.state in ("error", "failed") else f"{row.state} ⚠"
+        question = fmt.one_line(row.question, 60) if row.msg_type == "text" else f"[{row.msg_type}]"
+        user = row.user + (" ▶" if row.source == "playground" else "")
+        return (
+            self.ctx.formats.clock(row.at),
+            user,
+            question,
+            fmt.one_line(row.answer or "", 80),
+            Text(state, STATE_STYLES.get(row.state, "")),
+            fmt.latency(row.latency),
+            fmt.tokens(row.prompt_tokens, row.completion_tokens),
+        )
+
+    # --- detail of the highlighted row ---------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail(event.data_table)
+
+    def _show_detail(self, table: DataTable[object]) -> None:
+        detail = self.query_one("#live-detail", Static)
+        if not table.row_count:
+            detail.update("Waiting for messages… (questions and answers appear here as they happen)", layout=False)
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        row = self.log_rows.rows.get(int(key)) if key is not None else None
+        if row is None:
+            detail.update("", layout=False)
+            return
+        head = f"#{row.inbox_id} {row.user} · {row.mode or '…'} · {row.state}"
+        if row.error:
+            head += f" · error: {row.error}"
+        answer = row.answer if row.answer is not None else "…"
+        detail.update(f"{head}\nQ: {row.question}\nA: {answer}", layout=False)
+
+    # --- keys ----------------------------------------------------------------------------------------
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.user_filter = event.value.strip().casefold()
+        self.rebuild()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_home()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#live-filter", Input).focus()
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        self.notify("following new messages" if self.follow else "not following (f to follow again)", markup=False)
+        self._after_change(self.query_one(DataTable))
+
+    def action_clear(self) -> None:
+        self.log_rows.clear()
+        self.rebuild()

@@ -1,0 +1,129 @@
+"""Status: health, model and WeCom token state, queue, today's counts, secrets set (never values), last errors."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from chatgpt_wecom import protocol as p
+from chatgpt_wecom.tui import formats as fmt
+from chatgpt_wecom.tui.formats import Formats
+from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
+
+REFRESH_EVERY = 5.0  # seconds, while the page is shown
+
+
+def yes_no(value: bool) -> Text:
+    return Text("✓", "bold green") if value else Text("✗", "bold red")
+
+
+def render_status(s: p.Status, formats: Formats) -> RenderableType:
+    """The status as titled key/value sections and a table of the last errors."""
+    sections: list[RenderableType] = []
+    grid = Table()
+
+    def section(title: str) -> None:
+        nonlocal grid
+        grid = Table(box=None, show_header=False, title=title, title_justify="left", title_style="bold underline")
+        grid.add_column(style="bold", justify="right", width=14)
+        grid.add_column()
+        sections.append(grid)
+
+    section("daemon")
+    grid.add_row("version", s.version)
+    grid.add_row("uptime", f"{fmt.duration(s.uptime)} (since {formats.stamp(s.started_at)})")
+    paused = Text(f"PAUSED — notice: {s.pause_notice}", "bold yellow") if s.paused else Text("answering", "green")
+    grid.add_row("bot", paused)
+    grid.add_row("config", s.config_path or "(none: environment only)")
+    grid.add_row("data dir", s.data_dir)
+    section("model")
+    grid.add_row("model", s.model)
+    grid.add_row("endpoint", s.model_endpoint)
+    section("wecom")
+    grid.add_row("api", s.wecom_api_base)
+    grid.add_row("corp / agent", f"{s.corp_id} / {s.agent_id}")
+    grid.add_row("access token", token_text(s.token))
+    section("pipeline")
+    grid.add_row("queue", f"{s.queue_depth} in the workers · {s.open_messages} not finished")
+    grid.add_row("today", f"{s.users_today} users · {s.questions_today} questions · {s.messages_today} messages")
+    section("secrets")
+    secrets = Text()
+    for name, is_set in sorted(s.secrets.items()):
+        secrets.append_text(yes_no(is_set))
+        secrets.append(f" {name}   ")
+    grid.add_row("set", secrets)
+    errors = Table(title="last errors", title_justify="left", title_style="bold underline", expand=True)
+    for column in ("time", "kind", "source", "error"):
+        errors.add_column(column, overflow="fold", ratio=4 if column == "error" else None)
+    for e in reversed(s.last_errors):
+        errors.add_row(formats.stamp(e.at), e.kind, str(e.data.get("source", "")), str(e.data.get("error", "")))
+    if not s.last_errors:
+        errors.add_row("", "", "", Text("none", "green"))
+    return Group(*sections, errors)
+
+
+def token_text(t: p.TokenState) -> Text:
+    """Whether the daemon holds a WeCom access token, for how long, and the last error."""
+    if t.has_token:
+        text = Text("✓ held", "green")
+        if t.expires_in is not None:
+            text.append(f", expires in {fmt.duration(t.expires_in)}")
+    else:
+        text = Text("✗ none yet (fetched on the first send)", "yellow")
+    if t.last_error:
+        code = f" [{t.last_error_code}]" if t.last_error_code is not None else ""
+        text.append(f" · last error{code}: {t.last_error}", "red")
+    return text
+
+
+class StatusScreen(OperatorScreen):
+    """Refreshes every few seconds while shown, and on pause/resume/reload/error events."""
+
+    PAGE_TITLE = "Status"
+    HOME = "#status-scroll"
+    RELOAD_ON = frozenset({"bot.paused", "bot.resumed", "config.reloaded", "error", "delivery.failed"})
+    BINDINGS: ClassVar = [
+        Binding("p", "pause", "Pause/resume bot"),
+        Binding("c", "reload_config", "Reload config"),
+        Binding("ctrl+r", "refresh", "Refresh"),
+    ]
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.status: p.Status | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="status-scroll"):
+            yield Static("Waiting for the daemon…", id="status-body")
+
+    def on_mount(self) -> None:
+        self.set_interval(REFRESH_EVERY, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.reload()
+
+    async def load(self) -> None:
+        status = await self.call("load the status", self.client.status())
+        if status is not None:
+            self.status = status
+            self.query_one("#status-body", Static).update(render_status(status, self.ctx.formats))
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def action_pause(self) -> None:
+        if self.status is not None and self.status.paused:
+            self.resume_bot()
+        else:
+            self.pause_bot()
+
+    def action_reload_config(self) -> None:
+        self.reload_config()

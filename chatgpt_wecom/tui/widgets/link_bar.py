@@ -1,0 +1,49 @@
+"""The one-line bar above the footer: connected or not (and why), and whether the bot is paused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """What the bar shows; the app holds the current one in its reactive `link`."""
+
+    connected: bool = False
+    reason: str = ""
+    connecting: bool = True  # no answer either way yet (start-up)
+    paused: bool = False
+    version: str = ""
+
+
+class LinkBar(Static):
+    """Follows the app's `link` reactive."""
+
+    DEFAULT_CSS = """
+    LinkBar { height: 1; padding: 0 1; background: $panel; }
+    LinkBar.-down { background: $error 40%; }
+    """
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "link", self._show)
+
+    def _show(self, state: LinkState) -> None:
+        self.set_class(not state.connected and not state.connecting, "-down")
+        self.update(render(state))
+
+
+def render(state: LinkState) -> Text:
+    """The bar's text for `state`."""
+    if state.connecting:
+        return Text.assemble(("◌ connecting… ", "bold"), (state.reason, "dim"))
+    if not state.connected:
+        return Text.assemble(("○ disconnected — reconnecting… ", "bold"), (f"({state.reason})", "dim"))
+    text = Text.assemble(("● connected", "bold green"))
+    if state.version:
+        text.append(f" · daemon {state.version}", "dim")
+    if state.paused:
+        text.append("  ⏸ BOT PAUSED", "bold yellow")
+    return text

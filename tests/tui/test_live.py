@@ -1,0 +1,121 @@
+"""The Live page, the link to the daemon (reconnects) and event coalescing, against a real daemon."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import DataTable
+
+from chatgpt_wecom.client import ControlClient
+from chatgpt_wecom.config import Settings
+from chatgpt_wecom.tui import make_app
+from chatgpt_wecom.tui.screens.live import LiveScreen
+from tests.daemon_runner import DaemonRunner
+from tests.fakes.model import FakeModel
+from tests.tui.conftest import SIZE, connected, screen_text, tui, wait_for
+
+
+def live_page(app: object) -> LiveScreen:
+    page = app.pages["live"]  # type: ignore[attr-defined]
+    assert isinstance(page, LiveScreen)
+    return page
+
+
+async def test_live_shows_question_answer_latency_and_tokens(daemon: DaemonRunner, model: FakeModel) -> None:
+    app = tui(daemon.settings.socket_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        await daemon.ask("alice", "what is the capital of France?", 1001)
+        page = live_page(app)
+        await wait_for(pilot, lambda: any(r.state == "done" for r in page.log_rows.rows.values()), "the answer")
+        table = page.query_one(DataTable)
+        assert table.row_count == 1
+        _, user, question, answer, state, latency, tokens = table.get_row_at(0)
+        assert (user, question) == ("alice", "what is the capital of France?")
+        assert answer == "echo: what is the capital of France?"
+        assert str(state) == "done"
+        assert latency.endswith("s")
+        [request] = model.requests
+        prompt = sum(len(str(m.get("content", ""))) for m in request.messages)
+        assert tokens == f"{prompt}+{len(answer)}"  # the fake counts characters
+        text = screen_text(app)
+        assert "echo: what is the capital of France?" in text  # on screen, in the table and the detail pane
+        assert "● connected" in text
+
+
+async def test_live_filters_by_user(daemon: DaemonRunner) -> None:
+    app = tui(daemon.settings.socket_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        for n, user in enumerate(["alice", "bob", "alice"]):
+            await daemon.ask(user, f"question {n} from {user}", 2000 + n)
+        page = live_page(app)
+        table = page.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3, "three rows")
+        await pilot.press("slash", "b", "o", "b")
+        await wait_for(pilot, lambda: table.row_count == 1, "the filter to apply")
+        assert table.get_row_at(0)[1] == "bob"
+        assert "1 of 3 messages" in screen_text(app)
+        # Rows arriving while filtered only show when they match.
+        await daemon.ask("alice", "yet another", 2010)
+        await daemon.ask("bob", "bob again", 2011)
+        await wait_for(pilot, lambda: len(page.log_rows) == 5 and table.row_count == 2, "bob's second row")
+        assert [table.get_row_at(i)[1] for i in range(2)] == ["bob", "bob"]
+        await pilot.press("escape")  # back to the table: keys act on the page again
+        assert app.focused is table
+        page.query_one("#live-filter").value = ""  # type: ignore[attr-defined]
+        await wait_for(pilot, lambda: table.row_count == 5, "all rows again")
+
+
+async def test_reconnects_when_the_daemon_starts_and_restarts(settings: Settings) -> None:
+    app = tui(settings.socket_path)  # nothing listens there yet
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "disconnected — reconnecting…" in screen_text(app), "the disconnected bar")
+        assert "nothing answers on" in screen_text(app)
+        async with DaemonRunner(settings) as daemon:
+            await wait_for(pilot, lambda: "● connected" in screen_text(app), "the app to connect by itself")
+            await daemon.ask("alice", "first life", 3001)
+            await wait_for(pilot, lambda: len(live_page(app).log_rows) == 1, "the first message")
+        await wait_for(pilot, lambda: "disconnected — reconnecting…" in screen_text(app), "the daemon to be missed")
+        async with DaemonRunner(settings) as daemon:
+            await wait_for(pilot, lambda: app.link.connected, "the app to reconnect")
+            await daemon.ask("alice", "second life", 3002)  # events flow again on the new stream
+            await wait_for(pilot, lambda: len(live_page(app).log_rows) == 2, "a message after the restart")
+
+
+async def test_a_burst_of_events_is_coalesced_and_the_ui_stays_responsive(daemon: DaemonRunner) -> None:
+    # The production flush interval: the point is what the operator gets.
+    app = make_app(daemon.settings.socket_path, connection={"min_delay": 0.05}, live_limit=100)
+    batches: list[int] = []
+    async with app.run_test(size=SIZE, message_hook=lambda m: _count_batches(m, batches)) as pilot:
+        await connected(pilot)
+        page = live_page(app)
+        table = page.query_one(DataTable)
+        async with ControlClient(daemon.settings.socket_path) as client:
+            burst = asyncio.gather(*(client.playground(f"u{n % 7}", f"burst {n}") for n in range(300)))
+            await pilot.press("2")  # keys are handled while events pour in
+            await wait_for(pilot, lambda: app.current_mode == "users", "the Users page during the burst")
+            await pilot.press("1")
+            await wait_for(pilot, lambda: app.current_mode == "live", "the Live page during the burst")
+            accepted = await burst
+        assert len(accepted) == 300
+        last = max(a.inbox_id for a in accepted)
+        # The daemon shares this event loop with the app here, so give the pipeline time to drain.
+        await wait_for(
+            pilot,
+            lambda: last in page.log_rows.rows and page.log_rows.rows[last].state == "done",
+            "the last answer",
+            timeout=60,
+        )
+        assert len(page.log_rows) == 100  # bounded: the oldest rows were evicted
+        assert table.row_count == 100
+        events = sum(batches)
+        assert events >= 300 * 5  # received, started, finished, stored, sent, done per message
+        assert len(batches) < events / 10  # coalesced: many events per message to the app
+
+
+def _count_batches(message: object, batches: list[int]) -> None:
+    from chatgpt_wecom.tui.connection import DaemonEvents
+
+    if isinstance(message, DaemonEvents):
+        batches.append(len(message.events) + message.dropped)  # dropped by the daemon for us: still published

@@ -1,0 +1,130 @@
+"""History (read and export), Playground (round trip), Status, and the command palette, against a real daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, OptionList, Static
+
+from chatgpt_wecom.client import ControlClient
+from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
+from chatgpt_wecom.tui.screens.history import HistoryScreen
+from chatgpt_wecom.tui.screens.playground import PlaygroundScreen, Turn
+from chatgpt_wecom.tui.screens.status import StatusScreen
+from tests.daemon_runner import DaemonRunner
+from tests.fakes.model import FakeModel
+from tests.fakes.wecom import FakeWeCom
+from tests.tui.conftest import SIZE, connected, screen_text, tui, wait_for, wait_for_done
+
+
+async def test_history_shows_a_conversation_and_exports_it(
+    daemon: DaemonRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    await daemon.ask("alice", "first question", 6001)
+    await daemon.ask("alice", "second question", 6002)
+    await daemon.ask("bob", "bob's question", 6003)
+    app = tui(daemon.settings.socket_path, screen="history")
+    async with app.run_test(size=SIZE) as pilot, ControlClient(daemon.settings.socket_path) as client:
+        await wait_for_done(client, "alice", 2, pilot)
+        await wait_for_done(client, "bob", 1, pilot)
+        await connected(pilot)
+        page = app.screen
+        assert isinstance(page, HistoryScreen)
+        users = page.query_one("#history-users", OptionList)
+        await pilot.press("ctrl+r")  # the answers may have come after the first load
+        await wait_for(pilot, lambda: users.option_count == 2, "the users of the month")
+        await pilot.press("enter")  # alice is first
+        await wait_for(pilot, lambda: "alice: 2 exchanges" in screen_text(app), "alice's history")
+        text = screen_text(app)
+        assert "Q: first question" in text and "A: echo: first question" in text
+        assert "Q: second question" in text and "bob's question" not in text
+
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog), "the export prompt")
+        assert app.screen.query_one(Input).value == "./history-alice.md"
+        await pilot.press("enter")
+        written = tmp_path / "history-alice.md"
+        await wait_for(pilot, written.exists, "the export file")
+        markdown = written.read_text(encoding="utf-8")
+        assert markdown.startswith("# Conversation history of alice")
+        assert "first question" in markdown and "echo: second question" in markdown
+        assert f"wrote the history of alice to {written}" in str(page.query_one("#history-status", Static).content)
+
+        # Any user id can be typed, and another path given.
+        await pilot.press("slash", *"bob", "enter")
+        await wait_for(pilot, lambda: "bob: 1 exchanges" in screen_text(app), "bob's history")
+        await pilot.press("escape", "e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog), "the export prompt")
+        app.screen.query_one(Input).value = str(tmp_path / "out" / "bob.md")
+        await pilot.press("enter")
+        await wait_for(pilot, (tmp_path / "out" / "bob.md").exists, "bob's export in a new folder")
+
+
+async def test_playground_round_trip(daemon: DaemonRunner, model: FakeModel, wecom: FakeWeCom) -> None:
+    app = tui(daemon.settings.socket_path, screen="playground")
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        page = app.screen
+        assert isinstance(page, PlaygroundScreen)
+        assert "the answer is also SENT" in screen_text(app)
+        assert app.focused is page.query_one("#play-text", Input)
+        await pilot.press(*"hello bot", "enter")
+        await wait_for(pilot, lambda: any(t.answer for t in page.query(Turn)), "the answer")
+        [turn] = page.query(Turn)
+        assert turn.answer == "echo: hello bot"
+        assert model.requests[-1].last_user_text == "hello bot"
+        await wait_for(pilot, lambda: "◀ echo: hello bot" in screen_text(app), "the answer on screen")
+        assert "tokens" in screen_text(app)
+        # As another user: the answer goes to that WeCom user for real.
+        await pilot.press("shift+tab", *"carol", "enter")  # the user id is selected on focus; Enter → message
+        assert app.focused is page.query_one("#play-text", Input)
+        await pilot.press(*"hi as carol", "enter")
+        await wecom.wait_for_sent(1, user="carol")
+        assert wecom.texts_to("carol") == ["echo: hi as carol"]
+        await wait_for(pilot, lambda: "carol ▶ hi as carol" in screen_text(app), "carol's turn")
+        # Escape leaves the input, so the number keys switch pages again.
+        await pilot.press("escape", "1")
+        assert app.current_mode == "live"
+
+
+async def test_status_shows_model_and_which_secrets_are_set(daemon: DaemonRunner) -> None:
+    app = tui(daemon.settings.socket_path, screen="status")
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        page = app.screen
+        assert isinstance(page, StatusScreen)
+        await wait_for(pilot, lambda: page.status is not None, "the status")
+        text = screen_text(app)
+        settings = daemon.settings
+        assert settings.model in text
+        assert page.status is not None and page.status.model_endpoint in text
+        assert "answering" in text and "access token" in text
+        assert page.status.secrets["api_key"] and not page.status.secrets["azure_openai_token"]
+        for name, is_set in page.status.secrets.items():
+            assert f"{'✓' if is_set else '✗'} {name}" in text
+        for secret in (settings.api_key, settings.agent_secret, settings.receive_msg_key, settings.receive_msg_token):
+            assert secret.get_secret_value() not in text
+
+
+async def test_palette_pauses_and_resumes_the_bot(daemon: DaemonRunner) -> None:
+    app = tui(daemon.settings.socket_path)
+    async with app.run_test(size=SIZE) as pilot, ControlClient(daemon.settings.socket_path) as client:
+        await connected(pilot)
+        await pilot.press("ctrl+p", *"pause the bot")
+        await pilot.pause(0.3)  # the palette searches in the background
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "BOT PAUSED" in screen_text(app), "the paused flag in the bar")
+        assert (await client.status()).paused
+        await pilot.press("7")  # Status: p toggles (resume needs no confirmation)
+        await wait_for(pilot, lambda: "PAUSED — notice" in screen_text(app), "the status page")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: "BOT PAUSED" not in screen_text(app), "the bot to resume")
+        assert not (await client.status()).paused
+        await pilot.press("ctrl+p", *"users page")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_mode == "users", "the Users page from the palette")

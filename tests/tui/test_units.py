@@ -1,0 +1,103 @@
+"""The TUI's pure parts (live log folding, formats, word splitting), its factory, and its import boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from chatgpt_wecom.protocol import Event
+from chatgpt_wecom.tui import SCREEN_NAMES, make_app
+from chatgpt_wecom.tui.formats import Formats, duration, one_line, tokens
+from chatgpt_wecom.tui.live import LiveLog
+from chatgpt_wecom.tui.screens.history import default_export_path
+from chatgpt_wecom.tui.screens.words import split_words
+
+
+def ev(seq: int, kind: str, **data: object) -> Event:
+    return Event(seq=seq, kind=kind, at=1_700_000_000.0 + seq, data=data)
+
+
+def lifecycle(inbox_id: int, user: str = "alice") -> list[Event]:
+    n = inbox_id * 10
+    return [
+        ev(n, "message.received", user=user, inbox_id=inbox_id, msg_type="text", text=f"q{inbox_id}"),
+        ev(n + 1, "answer.started", user=user, inbox_id=inbox_id, mode="单聊"),
+        ev(n + 2, "answer.finished", user=user, inbox_id=inbox_id, latency=1.5, prompt_tokens=7, completion_tokens=9),
+        ev(n + 3, "reply.stored", user=user, inbox_id=inbox_id, parts=2, text=f"a{inbox_id}"),
+        ev(n + 4, "delivery.sent", user=user, inbox_id=inbox_id, part=0),
+    ]
+
+
+def test_live_log_folds_a_message_lifecycle() -> None:
+    log = LiveLog()
+    events = lifecycle(1)
+    changes = log.ingest(events)
+    assert changes.touched == [1] and changes.evicted == []
+    row = log.rows[1]
+    assert (row.user, row.question, row.mode, row.answer) == ("alice", "q1", "单聊", "a1")
+    assert (row.latency, row.prompt_tokens, row.completion_tokens) == (1.5, 7, 9)
+    assert row.state == "sent 1/2"
+    log.ingest([ev(20, "delivery.sent", inbox_id=1, part=1), ev(21, "message.done", inbox_id=1)])
+    assert row.state == "done"
+    assert not log.ingest([ev(22, "policy.changed", actor="x")])  # no inbox id: nothing touched
+
+
+def test_live_log_marks_failures_and_model_errors() -> None:
+    log = LiveLog()
+    log.ingest([*lifecycle(1)[:4], ev(30, "delivery.failed", inbox_id=1, part=0, error="60020", final=True)])
+    assert (log.rows[1].state, log.rows[1].error) == ("failed", "60020")
+    log.ingest([ev(31, "message.done", inbox_id=1)])
+    assert log.rows[1].state == "failed"  # done does not hide a failure
+    log.ingest([*lifecycle(2)[:2], ev(32, "error", source="model", inbox_id=2, error="timeout")])
+    assert (log.rows[2].state, log.rows[2].error) == ("error", "timeout")
+
+
+def test_live_log_is_bounded_and_ignores_late_events_of_evicted_rows() -> None:
+    log = LiveLog(limit=3)
+    for inbox_id in range(1, 6):
+        changes = log.ingest(lifecycle(inbox_id)[:1])
+    assert list(log.rows) == [3, 4, 5]
+    assert changes.evicted == [2]
+    assert not log.ingest([ev(99, "message.done", inbox_id=1)])  # evicted long ago: not resurrected
+    assert list(log.rows) == [3, 4, 5]
+    # A burst bigger than the log in one batch: evicted rows are not reported as touched.
+    changes = log.ingest([e for i in range(6, 12) for e in lifecycle(i)[:1]])
+    assert changes.touched == [9, 10, 11] and list(log.rows) == [9, 10, 11]
+    log.clear()
+    assert len(log) == 0 and not log.ingest([ev(100, "reply.stored", inbox_id=10, text="late")])
+
+
+def test_formats() -> None:
+    utc = Formats(tz=UTC)
+    assert utc.clock(0) == "00:00:00" and utc.stamp(86400 + 61) == "1970-01-02 00:01:01"
+    assert Formats(fixed_time="12:00:00").clock(123456) == "12:00:00"
+    assert [duration(s) for s in (5, 65, 7260, 90000)] == ["5s", "1m 05s", "2h 01m", "1d 01h"]
+    assert tokens(None, None) == "" and tokens(3, None) == "3+0"
+    assert one_line("a\n b   c", 10) == "a b c" and one_line("abcdefghijk", 5) == "abcd…"
+
+
+def test_split_words_and_export_path() -> None:
+    assert split_words("spam，scam, ham、 eggs\nbacon,, ") == ["spam", "scam", "ham", "eggs", "bacon"]
+    assert default_export_path("Zhang.San") == "./history-Zhang.San.md"
+    assert default_export_path("../etc/x y") == "./history-.._etc_x_y.md"
+
+
+def test_factory_names_the_screens_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    assert SCREEN_NAMES == ("live", "users", "words", "quotas", "history", "playground", "status")
+    app = make_app(tmp_path / "control.sock", screen="status")
+    assert app.first_page == "status" and set(app.pages) == set(SCREEN_NAMES)
+    with pytest.raises(ValueError, match="unknown screen 'nope'; one of: live, users"):
+        make_app(tmp_path / "control.sock", screen="nope")
+
+
+def test_the_tui_never_imports_the_daemon() -> None:
+    code = (
+        "import sys, chatgpt_wecom.tui, chatgpt_wecom.tui.app;"
+        "bad = sorted(m for m in sys.modules if m.startswith('chatgpt_wecom.daemon'));"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
