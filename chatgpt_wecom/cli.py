@@ -12,13 +12,15 @@ from typing import Annotated
 import typer
 
 from chatgpt_wecom import __version__
-from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, resolve_socket
+from chatgpt_wecom.ctl import ctl_app
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="A WeCom (企业微信) self-built app connected to an LLM.",
 )
+app.add_typer(ctl_app, name="ctl")
 
 ConfigOption = Annotated[
     Path | None,
@@ -79,6 +81,60 @@ def run(config: ConfigOption = None) -> None:
         if exc.errno == errno.EADDRINUSE:
             raise _fail([f"port {settings.port} on {settings.host} is already in use (config key: port)"], 1) from None
         raise
+
+
+@app.command()
+def check(config: ConfigOption = None) -> None:
+    """Check the config, a WeCom token, one tiny model call and the control socket: one ✓/✗ line each."""
+    from chatgpt_wecom.check import run_checks  # noqa: PLC0415 - imports daemon code
+
+    ok = asyncio.run(run_checks(config, typer.echo))
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path,
+        typer.Option("--data-dir", help="Where the demo keeps its database and socket.", file_okay=False),
+    ] = Path("demo-data"),
+) -> None:
+    """Try it without WeCom: the daemon against a built-in WeCom stand-in, and the TUI on the Playground."""
+    from chatgpt_wecom.demo.launcher import run_demo  # noqa: PLC0415
+
+    raise typer.Exit(run_demo(data_dir))
+
+
+@app.command()
+def tui(
+    config: ConfigOption = None,
+    socket: Annotated[
+        Path | None,
+        typer.Option(
+            "--socket",
+            help="Control socket of the daemon (default: found from the config file).",
+            envvar="CHATGPT_WECOM_SOCKET",
+            dir_okay=False,
+        ),
+    ] = None,
+    screen: Annotated[
+        str | None,
+        typer.Option("--screen", help="Page to open: live, users, words, quotas, history, playground or status."),
+    ] = None,
+) -> None:
+    """The operator's terminal UI: live conversations, users, words, quotas, history, playground, status.
+
+    It talks to a running daemon over its control socket and reconnects by itself when the daemon restarts."""
+    from chatgpt_wecom.tui import run_tui  # noqa: PLC0415 - textual loads only for this command
+
+    try:
+        socket_path = resolve_socket(config, socket)
+    except ConfigError as exc:
+        raise _fail([f"config: {line}" for line in exc.lines], 2) from None
+    try:
+        run_tui(socket_path, screen=screen)
+    except ValueError as exc:  # an unknown --screen
+        raise _fail([str(exc)], 2) from None
 
 
 @app.command()

@@ -17,14 +17,24 @@ def _loaded_after(module: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["chatgpt_wecom.daemon.main", "chatgpt_wecom.daemon.services"])
+@pytest.mark.parametrize(
+    "module",
+    ["chatgpt_wecom.daemon.main", "chatgpt_wecom.daemon.services", "chatgpt_wecom.demo.server", "chatgpt_wecom.check"],
+)
 def test_the_daemon_never_loads_textual(module: str) -> None:
     assert not {m for m in _loaded_after(module) if m == "textual" or m.startswith("textual.")}
 
 
 @pytest.mark.parametrize(
     "module",
-    ["chatgpt_wecom.client", "chatgpt_wecom.protocol", "chatgpt_wecom.cli", "chatgpt_wecom.ctl", "chatgpt_wecom.tui"],
+    [
+        "chatgpt_wecom.client",
+        "chatgpt_wecom.protocol",
+        "chatgpt_wecom.cli",
+        "chatgpt_wecom.ctl",
+        "chatgpt_wecom.tui",
+        "chatgpt_wecom.demo.launcher",
+    ],
 )
 def test_clients_never_load_the_daemon(module: str) -> None:
     assert not {m for m in _loaded_after(module) if m.startswith("chatgpt_wecom.daemon")}

@@ -139,8 +139,11 @@ class Services:
         Returns (keys applied, changed keys that need a restart), or None when the file no longer validates —
         then it is reported and ignored, and the daemon keeps running as it was.
         """
+        if self.config_path is None:
+            log.info("reload: no config file to re-read (the environment of a running process does not change)")
+            return [], []
         try:
-            new = load_settings(self.config_path, require_file=self.config_path is not None)
+            new = load_settings(self.config_path, require_file=True)
             templates = Templates.load(templates_path(self.config_path))
         except (ConfigError, TemplateError) as exc:
             log.error("reload: config not applied, keeping the running one: %s", str(exc).replace("\n", "; "))

@@ -1,0 +1,266 @@
+"""`chatgpt-wecom check` as a user runs it: a child process against the stand-in WeCom and model servers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import yaml
+
+from chatgpt_wecom.config import Settings
+from tests.daemon_runner import DaemonRunner, make_settings, write_config
+from tests.fakes.model import FakeModel
+from tests.fakes.wecom import GETTOKEN, FakeWeCom
+from tests.wecom_callbacks import TEST_AES_KEY, TEST_TOKEN
+
+API_KEY = "sk-test-key"  # make_settings' api_key
+
+
+async def run_check(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`python -m chatgpt_wecom check ARGS…`: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chatgpt_wecom", "check", *args,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=cwd, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def lines_of(out: str, name: str) -> list[str]:
+    return [line for line in out.splitlines() if line[2:].startswith(f"{name}:")]
+
+
+def the_line(out: str, name: str) -> str:
+    [line] = lines_of(out, name)
+    return line
+
+
+def assert_no_secrets(text: str, settings: Settings) -> None:
+    for secret in (settings.agent_secret.get_secret_value(), API_KEY, TEST_TOKEN, TEST_AES_KEY):
+        assert secret not in text
+
+
+async def test_all_checks_pass(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    config = write_config(settings, tmp_path / "config.yml")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 0, out + err
+    assert the_line(out, "config") == f"✓ config: {config} is valid"
+    assert the_line(out, "data_dir") == f"✓ data_dir: {settings.data_dir} will be created at the first start"
+    assert the_line(out, "control socket") == f"✓ control socket: {settings.socket_path} can be created"
+    assert the_line(out, "wecom") == f"✓ wecom: got an access token from {wecom.base_url} (expires in 7200 s)"
+    assert the_line(out, "model").startswith(f"✓ model: gpt-4o-mini at {model.base_url[7:]} answered in ")
+    assert len(out.splitlines()) == 5 and err == ""
+    [request] = model.requests
+    assert request.json["max_tokens"] == 5 and len(request.messages) == 1
+    assert not settings.data_dir.exists(), "check must not create the data folder"
+    assert_no_secrets(out + err, settings)
+
+
+async def test_wrong_secret_names_the_fix_and_asks_once(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model, agent_secret="not-the-app-secret-0123456789")
+    config = write_config(settings, tmp_path / "config.yml")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 1
+    line = the_line(out, "wecom")
+    assert line.startswith("✗ wecom: errcode 40001 (invalid credential)")
+    assert "agent_secret must be the app's Secret" in line and "for an hour" in line
+    assert wecom.token_fetches == 1, "a wrong secret must not be retried (WeCom bans the IP)"
+    assert the_line(out, "model").startswith("✓ model:")
+    assert "Traceback" not in err
+    assert_no_secrets(out + err, settings)
+
+
+async def test_untrusted_ip_names_the_ip_and_the_fix(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    wecom.fail(GETTOKEN, errcode=60020, times=5)
+    settings = make_settings(tmp_path, wecom, model)
+    config = write_config(settings, tmp_path / "config.yml")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 1
+    line = the_line(out, "wecom")
+    assert line.startswith("✗ wecom: errcode 60020 (not allow to access from your ip)")
+    assert "add this server's IP (127.0.0.1) to the app's 企业可信IP" in line
+    assert wecom.token_fetches == 1
+    assert err == ""
+    assert_no_secrets(out + err, settings)
+
+
+async def test_wecom_unreachable(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    await wecom.close()
+    config = write_config(settings, tmp_path / "config.yml")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 1
+    assert the_line(out, "wecom").startswith(f"✗ wecom: cannot get an access token from {wecom.base_url}: ")
+    assert err == "", "the check line says it all: no log lines besides"
+
+
+async def test_model_down(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    model.down()
+    settings = make_settings(tmp_path, wecom, model, model_max_retries=3)
+    config = write_config(settings, tmp_path / "config.yml")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 1
+    assert the_line(out, "model") == f"✗ model: gpt-4o-mini at {model.base_url[7:]} failed with HTTP 503"
+    assert the_line(out, "wecom").startswith("✓ wecom:")
+    assert len(model.requests) == 1, "check makes one model call, without retries"
+    assert err == ""
+    assert_no_secrets(out + err, settings)
+
+
+async def test_model_refuses_the_key(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    model.expected_key = "sk-the-right-one"
+    settings = make_settings(tmp_path, wecom, model)
+    config = write_config(settings, tmp_path / "config.yml")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 1
+    assert "refused the credentials (HTTP 401" in the_line(out, "model")
+    assert "check api_key" in the_line(out, "model")
+    assert_no_secrets(out + err, settings)
+
+
+async def test_bad_config_is_every_problem_and_no_network(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    config = write_config(make_settings(tmp_path, wecom, model), tmp_path / "config.yml")
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["receive_msg_key"] = "x" * 42
+    del values["agent_id"]
+    config.write_text(yaml.safe_dump(values), encoding="utf-8")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 1
+    assert "Traceback" not in out + err
+    config_lines = lines_of(out, "config")
+    assert len(config_lines) == 2 and all(line.startswith("✗ config: ") for line in config_lines)
+    assert any(line.startswith("✗ config: agent_id: is required") for line in config_lines)
+    assert any(
+        line.startswith("✗ config: receive_msg_key: must be exactly 43 letters and digits (got 42")
+        for line in config_lines
+    )
+    assert out.splitlines()[-1] == "– data_dir, control socket, wecom, model: skipped until the config is valid"
+    assert wecom.requests == [] and model.requests == []
+    assert "x" * 42 not in out + err
+
+
+async def test_missing_and_unreadable_config_files(tmp_path: Path) -> None:
+    code, out, err = await run_check("--config", str(tmp_path / "nope.yml"))
+    assert code == 1 and "Traceback" not in err
+    assert the_line(out, "config").startswith(f"✗ config: config file {tmp_path / 'nope.yml'}: cannot read it")
+
+    (tmp_path / "broken.yml").write_text("corp_id: [unclosed\n", encoding="utf-8")
+    code, out, _ = await run_check("--config", str(tmp_path / "broken.yml"))
+    assert code == 1
+    assert the_line(out, "config").startswith("✗ config: config file ") and "not valid YAML" in out
+
+
+async def test_environment_alone(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    env = {
+        "CORP_ID": settings.corp_id,
+        "AGENT_ID": str(settings.agent_id),
+        "AGENT_SECRET": wecom.secret,
+        "RECEIVE_MSG_TOKEN": TEST_TOKEN,
+        "RECEIVE_MSG_KEY": TEST_AES_KEY,
+        "APIKEY": API_KEY,
+        "BASE_URL": model.base_url,
+        "WECOM_API_BASE": wecom.base_url,
+        "CONTROL_SOCKET": str(settings.socket_path),
+    }
+
+    code, out, err = await run_check(cwd=tmp_path, env=env)
+
+    assert code == 0, out + err
+    expected = f"✓ config: valid, from the environment alone (no config file at {tmp_path / 'config.yml'})"
+    assert the_line(out, "config") == expected
+    assert the_line(out, "data_dir") == f"✓ data_dir: {tmp_path / 'data'} will be created at the first start"
+    assert_no_secrets(out + err, settings)
+
+
+async def test_unknown_keys_are_mentioned_not_logged(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    config = write_config(make_settings(tmp_path, wecom, model), tmp_path / "config.yml")
+    config.write_text(config.read_text(encoding="utf-8") + "run_mode: http\n", encoding="utf-8")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 0 and err == ""
+    assert the_line(out, "config") == f"✓ config: {config} is valid (ignoring unknown keys: run_mode)"
+
+
+async def test_a_running_daemon_is_reported_and_left_alone(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    config = write_config(settings, tmp_path / "config.yml")
+
+    async with DaemonRunner(settings) as daemon:
+        code, out, _ = await run_check("--config", str(config))
+        assert code == 0, out
+        line = the_line(out, "control socket")
+        assert line.startswith(f"✓ control socket: a daemon is running and answers on {settings.socket_path} (up ")
+        assert the_line(out, "data_dir") == f"✓ data_dir: {settings.data_dir} is writable"
+        async with daemon.http.get(f"{daemon.url}/healthz") as resp:
+            assert resp.status == 200
+        assert settings.socket_path.exists()
+
+
+async def test_another_daemons_socket_is_a_failure(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    running = make_settings(tmp_path / "a", wecom, model)
+    mine = make_settings(tmp_path / "b", wecom, model, control_socket=running.socket_path)
+    config = write_config(mine, tmp_path / "config.yml")
+
+    async with DaemonRunner(running):
+        code, out, _ = await run_check("--config", str(config))
+
+    assert code == 1
+    line = the_line(out, "control socket")
+    assert line.startswith(f"✗ control socket: another daemon is running on {running.socket_path}")
+
+
+async def test_stale_and_wrong_socket_files(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    config = write_config(settings, tmp_path / "config.yml")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(settings.socket_path))  # bound, never listening: what a crash leaves behind
+
+    code, out, _ = await run_check("--config", str(config))
+    assert code == 0, out
+    assert "the stale socket of an earlier run will be replaced" in the_line(out, "control socket")
+    assert settings.socket_path.exists(), "check must not remove anything"
+
+    settings.socket_path.unlink()
+    settings.socket_path.write_text("not a socket", encoding="utf-8")
+    code, out, _ = await run_check("--config", str(config))
+    assert code == 1
+    assert the_line(out, "control socket") == (
+        f"✗ control socket: {settings.socket_path} exists and is not a socket; remove it or set control_socket"
+    )
+
+
+async def test_socket_path_too_long_and_data_dir_not_a_folder(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    long_socket = tmp_path / ("s" * 120) / "control.sock"
+    settings = make_settings(tmp_path, wecom, model, data_dir=tmp_path / "file", control_socket=long_socket)
+    config = write_config(settings, tmp_path / "config.yml")
+
+    code, out, _ = await run_check("--config", str(config))
+
+    assert code == 1
+    assert the_line(out, "data_dir") == f"✗ data_dir: {tmp_path / 'file'} is not a folder; set data_dir to a folder"
+    assert "is longer than 107 bytes; set control_socket to a shorter path" in the_line(out, "control socket")
