@@ -21,6 +21,7 @@ from chatgpt_wecom.daemon.wecom.api import RetryPolicy, WeComClient, WeComConfig
 from chatgpt_wecom.demo import DEMO_CORP_ID, ECHO_MODEL, MAX_SOCKET_PATH, demo_socket_path
 from chatgpt_wecom.demo.launcher import run_demo
 from chatgpt_wecom.demo.standins import ECHO_LABEL, DemoWeCom, EchoModel
+from chatgpt_wecom.tui.app import make_app
 from tests.daemon_runner import short_socket_path
 from tests.fakes.model import FakeModel
 
@@ -260,31 +261,50 @@ async def wait_for_text(path: Path, text: str, timeout: float = 30.0) -> None:
 def test_launcher_opens_the_tui_on_the_playground(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The launcher starts the daemon, hands the socket to the UI and stops the daemon when the UI returns. The
+    UI here is the real TUI, run headless: a newcomer's first message gets the echo model's answer."""
     data_dir = short_data_dir()
-    opened: list[tuple[Path, str | None, p.Status]] = []
+    seen: list[tuple[Path, str, str]] = []
 
-    async def status_of(socket_path: Path) -> p.Status:
-        async with ControlClient(socket_path) as client:
-            return await client.status()
+    def headless_tui(socket_path: Path) -> None:
+        seen.append((socket_path, *asyncio.run(talk_in_the_playground(socket_path))))
 
-    def fake_tui(socket_path: Path, *, screen: str | None = None) -> None:
-        opened.append((socket_path, screen, asyncio.run(status_of(socket_path))))
-
-    monkeypatch.setattr("chatgpt_wecom.tui.app.run_tui", fake_tui)
     monkeypatch.delenv("APIKEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
-    assert run_demo(data_dir, interactive=True) == 0
+    assert run_demo(data_dir, interactive=True, ui=headless_tui) == 0
 
-    [(socket_path, screen, status)] = opened
-    assert (socket_path, screen) == (demo_socket_path(data_dir), "playground")
-    assert status.corp_id == DEMO_CORP_ID and status.model == ECHO_MODEL
+    [(socket_path, page, transcript)] = seen
+    assert socket_path == demo_socket_path(data_dir)
+    assert page == "playground"
+    assert "演示模式" in transcript  # the echo model labels itself
     assert not socket_path.exists(), "the daemon is stopped when the TUI closes"
     log = (data_dir / "demo.log").read_text(encoding="utf-8")
     assert "DEMO MODE" in log and "stopped" in log
     out = capsys.readouterr().out
     assert f"(Ctrl+Q quits); the log is in {data_dir.resolve() / 'demo.log'}" in out
     assert "Demo stopped." in out
+
+
+async def talk_in_the_playground(socket_path: Path) -> tuple[str, str]:
+    """Open the TUI as the demo does, type a message on the Playground, return (page, transcript text)."""
+    from textual.widgets import Input
+
+    app = make_app(socket_path, screen="playground", title="demo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        page = app.current_mode
+        for _ in range(200):  # bounded: connect
+            if app.connection.connected:
+                break
+            await pilot.pause(0.05)
+        app.screen.query_one("#play-text", Input).value = "你好"
+        await pilot.press("enter")
+        for _ in range(200):  # bounded: the answer arrives on the event stream
+            transcript = "\n".join(str(w.render()) for w in app.screen.query("#play-transcript > *"))
+            if "演示模式" in transcript:
+                break
+            await pilot.pause(0.05)
+        return page, transcript
 
 
 def loaded_by(module: str) -> set[str]:

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -39,9 +39,12 @@ def _say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def run_demo(data_dir: Path, *, interactive: bool | None = None) -> int:
+def run_demo(
+    data_dir: Path, *, interactive: bool | None = None, ui: Callable[[Path], None] | None = None
+) -> int:
     """Run the demo with data in `data_dir` until the TUI is closed (or, without a terminal, until Ctrl-C or
-    SIGTERM); the exit code. `interactive` defaults to whether stdin and stdout are terminals."""
+    SIGTERM); the exit code. `interactive` defaults to whether stdin and stdout are terminals; `ui` (given the
+    control socket, returning when the operator is done) defaults to the terminal UI on its Playground."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     socket_path = demo_socket_path(data_dir)
@@ -63,7 +66,7 @@ def run_demo(data_dir: Path, *, interactive: bool | None = None) -> int:
         _say(f"DEMO MODE — model: {_model_line(status)}")
         if interactive:
             _say(f"DEMO MODE — opening the terminal UI on the Playground (Ctrl+Q quits); the log is in {log_path}")
-            _run_tui(socket_path)
+            (ui or _run_tui)(socket_path)
         else:
             _say("No terminal here, so no TUI: the demo daemon runs in the foreground (Ctrl-C stops it).")
             _say(f"From a terminal: chatgpt-wecom tui --socket {socket_path} --screen playground")
@@ -140,7 +143,7 @@ def _model_line(status: p.Status) -> str:
 def _run_tui(socket_path: Path) -> None:
     from chatgpt_wecom.tui.app import run_tui  # noqa: PLC0415 - textual loads only when it is needed
 
-    run_tui(socket_path, screen="playground")
+    run_tui(socket_path, screen="playground", title="chatgpt-wecom · DEMO (built-in WeCom stand-in)")
 
 
 def _wait_for_interrupt(proc: subprocess.Popen[bytes]) -> int:

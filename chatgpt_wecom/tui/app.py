@@ -45,12 +45,15 @@ class OperatorApp(App[None]):
         formats: Formats | None = None,
         connection: dict[str, float] | None = None,
         live_limit: int = LIVE_LIMIT,
+        title: str | None = None,
     ) -> None:
         """`screen`: the page to open on (one of SCREEN_NAMES); `connection`: Connection timing options;
-        `live_limit`: rows the Live page keeps."""
+        `live_limit`: rows the Live page keeps; `title`: replaces the header's title (the demo labels itself)."""
         if screen is not None and screen not in PAGES:
             raise ValueError(f"unknown screen {screen!r}; one of: {', '.join(PAGES)}")
         super().__init__()
+        if title:
+            self.title = title
         self.connection = Connection(self, socket_path, **(connection or {}))
         ctx = Context(self.connection, formats or Formats())
         self.pages: dict[str, OperatorScreen] = {
@@ -147,11 +150,14 @@ def make_app(
     formats: Formats | None = None,
     connection: dict[str, float] | None = None,
     live_limit: int = LIVE_LIMIT,
+    title: str | None = None,
 ) -> OperatorApp:
     """The one way to build the app (the CLI and the tests both call this)."""
-    return OperatorApp(socket_path, screen=screen, formats=formats, connection=connection, live_limit=live_limit)
+    return OperatorApp(
+        socket_path, screen=screen, formats=formats, connection=connection, live_limit=live_limit, title=title
+    )
 
 
-def run_tui(socket_path: Path, *, screen: str | None = None) -> None:
+def run_tui(socket_path: Path, *, screen: str | None = None, title: str | None = None) -> None:
     """Run the operator UI until the operator quits (blocking)."""
-    make_app(socket_path, screen=screen).run()
+    make_app(socket_path, screen=screen, title=title).run()
