@@ -39,9 +39,7 @@ def _say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def run_demo(
-    data_dir: Path, *, interactive: bool | None = None, ui: Callable[[Path], None] | None = None
-) -> int:
+def run_demo(data_dir: Path, *, interactive: bool | None = None, ui: Callable[[Path], None] | None = None) -> int:
     """Run the demo with data in `data_dir` until the TUI is closed (or, without a terminal, until Ctrl-C or
     SIGTERM); the exit code. `interactive` defaults to whether stdin and stdout are terminals; `ui` (given the
     control socket, returning when the operator is done) defaults to the terminal UI on its Playground."""
