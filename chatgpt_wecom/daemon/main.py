@@ -1,7 +1,8 @@
 """serve(): open the services, start the callback site, resume unfinished work, stop in order on a signal.
 
-Shutdown order on SIGTERM/SIGINT: stop accepting callbacks (the listener closes; WeCom retries later) → close
-the control socket → let in-flight answers finish within the grace period → close clients and the database.
+Shutdown order on SIGTERM/SIGINT: close the control socket → let answers in progress finish within the grace
+period (callbacks are still acked and stored meanwhile, and answered after the next start) → close the listener →
+close clients and the database → exit 0.
 """
 
 from __future__ import annotations
@@ -50,11 +51,8 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     services = await Services(settings, tuning, config_path).open()
-    # handler_cancellation: an event stream whose operator went away ends at once, not at its next write.
-    control = web.AppRunner(
-        make_control_app(services), access_log=None, handle_signals=False, shutdown_timeout=1.0,
-        handler_cancellation=True,
-    )  # fmt: skip
+    # No handler_cancellation: an operator's request runs to its end even if the client leaves half-way.
+    control = web.AppRunner(make_control_app(services), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     reloads: set[asyncio.Task[tuple[list[str], list[str]] | None]] = set()
     socket_created = False
 
@@ -69,9 +67,9 @@ async def serve(
         await control.setup()
         await start_control_site(control, settings.socket_path)
         socket_created = True
+        await services.requeue_unfinished()  # before new callbacks, so each user's older messages go first
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
-        await services.requeue_unfinished()
         services.ready = True
         if on_ready is not None:
             on_ready(services)
@@ -80,15 +78,19 @@ async def serve(
             settings.host, settings.port, settings.socket_path, services.model.model, services.model.endpoint,
         )  # fmt: skip
         await stop.wait()
-        log.info("shutting down: no new callbacks; finishing answers in progress")
+        log.info("shutting down: finishing answers in progress; new messages are stored for the next start")
     finally:
         services.ready = False
+        services.stopping.set()
         await asyncio.gather(*reloads, return_exceptions=True)
-        await runner.cleanup()  # closes the listener, lets callbacks in flight finish storing
         await control.cleanup()
         if socket_created:
             remove_socket(settings.socket_path)
-        await services.close()  # drains the pipeline within the grace period
+        # Drain while the callback still acks and stores: WeCom gives up after a few retries, so refusing
+        # callbacks during the grace period would lose messages sent during a restart.
+        await services.drain()
+        await runner.cleanup()  # closes the listener, lets callbacks in flight finish storing
+        await services.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         log.info("stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -72,6 +73,7 @@ class Services:
         self.tuning = tuning or Tuning()
         self.config_path = config_path
         self.ready = False
+        self.stopping = asyncio.Event()  # set when shutdown begins (event streams end on it)
         self.started_at = time.time()
         self._pause_override: str | None = None
         self.bus = EventBus()
@@ -180,19 +182,20 @@ class Services:
     # --- operator actions (the control API calls these) ----------------------------------------------
     async def pause(self, notice: str | None, actor: str) -> None:
         """Everyone but admins gets the pause notice instead of an answer, until resume(); survives restarts."""
-        self._pause_override = notice or None
-        self.responder.paused_notice = self._pause_override or self.settings.pause_notice
+        override = notice or None
+        shown = override or self.settings.pause_notice
         async with self.db.tx() as conn:
-            await HistoryStore.set_state(conn, "paused", {"notice": self._pause_override, "by": actor})
-            await audit(conn, actor, "pause", "", None, {"notice": self.responder.paused_notice})
+            await HistoryStore.set_state(conn, "paused", {"notice": override, "by": actor})
+            await audit(conn, actor, "pause", "", None, {"notice": shown})
+        self._pause_override, self.responder.paused_notice = override, shown  # only once it is stored
         log.warning("paused by %s", actor)
         self.bus.publish("bot.paused", actor=actor, notice=self.responder.paused_notice)
 
     async def resume(self, actor: str) -> None:
-        self.responder.paused_notice = None
         async with self.db.tx() as conn:
             await HistoryStore.set_state(conn, "paused", None)
             await audit(conn, actor, "resume", "", None, None)
+        self.responder.paused_notice = None
         log.warning("resumed by %s", actor)
         self.bus.publish("bot.resumed", actor=actor)
 
@@ -268,11 +271,16 @@ class Services:
         log.error("wecom: %s — %s", exc, exc.hint)
         self.bus.publish("error", source="wecom", errcode=exc.errcode, error=str(exc), hint=exc.hint)
 
-    async def close(self) -> None:
-        """Drain the pipeline (within the grace period), then close clients and the database."""
+    async def drain(self) -> None:
+        """Start no new message; let those in progress finish within the grace period (the rest resume later)."""
         self.ready = False
+        self.stopping.set()
         self.deliverer.stop()
         await self.dispatcher.stop(self.tuning.shutdown_grace)
+
+    async def close(self) -> None:
+        """Drain (if not yet), then close clients and the database."""
+        await self.drain()
         await self.inbox.flush()
         await self.model.close()
         await self.http.close()

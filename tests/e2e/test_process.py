@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -180,3 +181,28 @@ async def test_sighup_applies_a_changed_file_and_survives_a_broken_one(
     assert wecom.texts_to("bob")[1] == settings.deny_reply
     assert wecom.texts_to("carol") == ["新帮助", "echo: 还在吗"]
     assert "config not applied" in daemon.log()
+
+
+async def test_messages_sent_during_the_drain_are_stored_and_answered_after_the_restart(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    daemon = DaemonProcess(settings, tmp_path)
+    try:
+        await daemon.start()
+        model.set_delay(2.0)
+        await _ask(daemon.url, "u1", "停机前的问题", 1)
+        await model.wait_for_requests(1)
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGTERM)
+        await _ask(daemon.url, "u2", "停机时发来的消息", 2)  # acked while the daemon drains
+        assert await asyncio.wait_for(daemon.proc.wait(), 30) == 0
+        assert wecom.texts_to("u1") == ["echo: 停机前的问题"]
+        assert wecom.texts_to("u2") == []
+        model.set_delay(0.0)
+        await daemon.start()
+        await wecom.wait_for_sent(1, user="u2")
+        assert await daemon.terminate() == 0
+    finally:
+        await daemon.ensure_stopped()
+    assert wecom.texts_to("u2") == ["echo: 停机时发来的消息"]

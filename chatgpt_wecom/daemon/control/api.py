@@ -31,6 +31,7 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 KEEPALIVE = 15.0  # seconds between SSE comments when nothing happens
+POLL = 0.5  # seconds between checks that the client is still there and the daemon not stopping
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -232,13 +233,20 @@ async def events(request: web.Request) -> web.StreamResponse:
     subscription = services.bus.subscribe()
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
+    idle = 0.0
     try:
-        while True:
+        while not services.stopping.is_set():
+            if request.transport is None or request.transport.is_closing():
+                break  # the operator went away
             try:
-                event = await asyncio.wait_for(subscription.get(), KEEPALIVE)
+                event = await asyncio.wait_for(subscription.get(), POLL)
             except TimeoutError:
-                await response.write(b": keepalive\n\n")
+                idle += POLL
+                if idle >= KEEPALIVE:
+                    await response.write(b": keepalive\n\n")
+                    idle = 0.0
                 continue
+            idle = 0.0
             await response.write(_sse(event))
     except (ConnectionResetError, ConnectionError):
         pass

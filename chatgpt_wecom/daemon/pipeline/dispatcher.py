@@ -53,6 +53,8 @@ class Dispatcher:
             while queue and self._accepting:
                 inbox_id = queue[0]
                 async with self._slots:
+                    if not self._accepting:
+                        return  # stopping began while this lane waited for a slot: leave it for the next start
                     try:
                         await self._process(inbox_id)
                     except Postponed:

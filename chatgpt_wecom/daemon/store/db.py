@@ -59,15 +59,23 @@ class Database:
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction; commits on exit, rolls back on an exception."""
+        """A write transaction; commits on exit, rolls back on an exception — cancellation included.
+
+        aiosqlite runs a command in its thread even when the awaiting task is cancelled, so a cancelled BEGIN
+        or statement still happened: the rollback is shielded and queued behind it, and a transaction somehow
+        left open is rolled back before the next one starts. Otherwise one cancelled write would make every
+        later BEGIN fail.
+        """
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
+            if self._conn.in_transaction:
                 await self._conn.rollback()
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                await self._conn.commit()
+            except BaseException:
+                await asyncio.shield(self._conn.rollback())
                 raise
-            await self._conn.commit()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement in its own transaction; returns the rowcount."""

@@ -102,7 +102,8 @@ async def receive(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     if not services.ready:
-        return web.json_response({"status": "starting"}, status=503)
+        state = "stopping" if services.stopping.is_set() else "starting"
+        return web.json_response({"status": state}, status=503)
     return web.json_response({"status": "ok"})
 
 
