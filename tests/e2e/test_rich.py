@@ -91,7 +91,8 @@ async def test_voice_is_heard_shown_and_answered(daemon: DaemonRunner, wecom: Fa
     message = media_message("voice", "u1", "voice-1", daemon.signer.corp_id, "<Format><![CDATA[amr]]></Format>")
     assert await daemon.post(daemon.signer.message(message)) == (200, "")
     await daemon.idle()
-    assert wecom.texts_to("u1") == ["🎤 听到的是：「今天星期几」", "echo: 今天星期几"]
+    # what was heard leads the answer, in the same message
+    assert wecom.texts_to("u1") == ["🎤 听到的是：「今天星期几」\n\necho: 今天星期几"]
     (transcription,) = [r for r in model.requests if r.kind == "transcription"]
     assert transcription.upload is not None and transcription.upload.data[:4] == b"RIFF"  # converted to WAV
     assert transcription.json["model"] == "whisper-1"
@@ -163,3 +164,33 @@ def drain(subscription: Any) -> list[str]:
         event: Event = subscription._events.popleft()
         kinds.append(event.kind)
     return kinds
+
+
+async def test_voice_without_streaming_also_leads_with_what_was_heard(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    settings = make_settings(tmp_path, wecom, model, stream_answers=False, sensitive_words=["星期"])
+    wecom.add_media("voice-3", (DATA / "voice_hello.amr").read_bytes(), "audio/amr")
+    model.set_transcript("今天星期几")
+    async with DaemonRunner(settings) as daemon:
+        message = media_message("voice", "u1", "voice-3", daemon.signer.corp_id)
+        assert await daemon.post(daemon.signer.message(message)) == (200, "")
+        await daemon.idle()
+    (reply,) = wecom.texts_to("u1")
+    assert reply.startswith("🎤 听到的是：「今天🚫几」")  # the heard text is censored too
+    assert "不允许的词" in reply  # and the question refused
+    assert [r for r in model.requests if r.kind == "chat"] == []
+
+
+async def test_censoring_never_pushes_a_streamed_part_over_the_limit(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    """🚫 is 4 bytes: replacing a 2-byte word grows the text after the splitter measured it."""
+    settings = make_settings(tmp_path, wecom, model, sensitive_words=["sb"])
+    model.set_reply("\n".join(["sb.append(x); sb.append(y); sb.append(z);"] * 200))
+    model.set_stream(chunk_chars=50)
+    async with DaemonRunner(settings) as daemon:
+        await say(daemon, "u1", "写段 Java")
+    texts = wecom.texts_to("u1")
+    assert len(texts) > 1 and all(len(t.encode()) <= 2048 for t in texts)
+    assert "sb" not in "".join(texts)

@@ -9,6 +9,7 @@ atomically with the quota count.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -32,7 +33,14 @@ from chatgpt_wecom.daemon.chat.policy import check_quota, day_start, local_day, 
 from chatgpt_wecom.daemon.chat.session import Session, current_session
 from chatgpt_wecom.daemon.chat.templates import Templates, match_template
 from chatgpt_wecom.daemon.control.bus import EventBus
-from chatgpt_wecom.daemon.llm import Completion, ContentPolicyError, ContextTooLongError, ModelClient, ModelError
+from chatgpt_wecom.daemon.llm import (
+    Completion,
+    ContentPolicyError,
+    ContextTooLongError,
+    ModelClient,
+    ModelError,
+    ModelUnavailableError,
+)
 from chatgpt_wecom.daemon.media import MediaError
 from chatgpt_wecom.daemon.pipeline.admin import AdminActions
 from chatgpt_wecom.daemon.pipeline.live_policy import LivePolicy
@@ -58,6 +66,7 @@ class Outcome:
 
 
 Emit = Callable[[str], Awaitable[None]]  # store and send one finished part of a streamed answer
+STREAM_LIMIT = 600.0  # seconds one streamed answer may take in all
 
 
 class _CutOff(Exception):
@@ -79,6 +88,13 @@ class _Turn:
 
     def reply(self, text: str, *, mode: str | None = None, clear: bool = False) -> Outcome:
         return Outcome(text, mode if mode is not None else self.chosen, clear or self.session.expired)
+
+
+def _actor(row: InboxRow) -> str:
+    """Who to name in the audit log: the admin, or the operator who typed it in the playground as that admin."""
+    if row.payload.get("source") == "playground":
+        return f"{row.payload.get('by', 'control')} (playground as {row.user_id})"
+    return row.user_id
 
 
 class Responder:
@@ -151,7 +167,7 @@ class Responder:
             case admin_command:
                 if not self._policy.lists.is_admin(user):
                     return turn.reply(replies.admins_only())
-                return turn.reply(await self._admin.run(admin_command, user, self._clock()))
+                return turn.reply(await self._admin.run(admin_command, _actor(turn.row), self._clock()))
 
     async def _gate(self, turn: _Turn, text: str) -> Outcome | str:
         """Refuse `text` for its length, a sensitive word or the quota (an Outcome); else the quota day."""
@@ -181,12 +197,18 @@ class Responder:
                 return turn.reply(replies.voice_failed())
             if not heard:
                 return turn.reply(replies.voice_failed())
-        note = replies.heard(heard)
-        if turn.emit is not None:
-            await turn.emit(note)
-            return await self._text(turn, heard)
-        outcome = await self._text(turn, heard)
-        return dataclasses.replace(outcome, text=f"{note}\n\n{outcome.text}".strip())
+        # The note leads the reply: it is put before the first part that goes out (streamed or not), so it is never
+        # stored on its own ahead of the answer — a restart must still see the question as unanswered.
+        note = [replies.heard(self._policy.words.censor(heard))]
+        emit = turn.emit
+
+        async def emit_after_note(part: str) -> None:
+            assert emit is not None
+            await emit(f"{note.pop()}\n\n{part}" if note else part)
+
+        streamed = dataclasses.replace(turn, emit=emit_after_note if emit is not None else None)
+        outcome = await self._text(streamed, heard)
+        return dataclasses.replace(outcome, text=f"{note.pop()}\n\n{outcome.text}".strip()) if note else outcome
 
     async def _picture(self, turn: _Turn) -> Outcome:
         """Keep a picture for the user's next question (read by the vision model)."""
@@ -339,12 +361,21 @@ class Responder:
         splitter = ProgressiveSplitter(WECOM_TEXT_LIMIT)
         received: list[str] = []
         try:
-            async with self._model.stream(messages, max_tokens=s.max_answer_len) as stream:
+            # model_timeout bounds each wait for more text; this bounds the whole answer (a slot is held meanwhile).
+            async with (
+                asyncio.timeout(STREAM_LIMIT),
+                self._model.stream(messages, max_tokens=s.max_answer_len) as stream,
+            ):
                 async for delta in stream:
                     received.append(delta)
                     for part in splitter.feed(delta):
                         await emit(self._policy.words.censor(part))
                 completion = stream.completion
+        except TimeoutError:
+            exc = ModelUnavailableError(f"model endpoint {self._model.endpoint} streamed for over {STREAM_LIMIT:g} s")
+            if splitter.parts_sent == 0:
+                raise exc from None
+            raise _CutOff(exc, "".join(received), splitter.pending) from None
         except ModelError as exc:
             if splitter.parts_sent == 0:
                 raise

@@ -102,9 +102,10 @@ class Worker:
 
         async def emit(part: str) -> None:
             nonlocal emitted, courier
+            pieces = split_message(part, WECOM_TEXT_LIMIT)  # censoring (🚫 is 4 bytes) may have grown it
             async with self._db.tx() as conn:
-                await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, [part], start=emitted)
-            emitted += 1
+                await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, pieces, start=emitted)
+            emitted += len(pieces)
             courier = courier or _Courier(self._deliverer, row.id)
             courier.poke()
 
