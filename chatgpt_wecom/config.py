@@ -38,6 +38,7 @@ DEFAULT_HELP = (
 UserList = Annotated[list[str], NoDecode]
 
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+_USERINFO = re.compile(r"//[^/@\s]*@")
 _SECRET_FIELDS = frozenset({"agent_secret", "receive_msg_token", "receive_msg_key", "api_key", "azure_openai_token"})
 
 
@@ -269,7 +270,7 @@ def _format_error(err: dict[str, Any]) -> str:
     description = Settings.model_fields[key].description if key in Settings.model_fields else None
     line = f"{key}: {msg}" if key else msg
     if key and key not in _SECRET_FIELDS and err.get("type") != "missing" and "input" in err:
-        line += f" (got {err['input']!r})"
+        line += f" (got {_USERINFO.sub('//***@', str(err['input']))!r})"  # a proxy URL may carry a password
     if description and err.get("type") in {"missing", "value_error", "string_too_short"}:
         line += f" — {description}"
     return line

@@ -216,3 +216,23 @@ async def test_reload_through_the_api(tmp_path: Path, wecom: FakeWeCom, model: F
         with pytest.raises(ControlError) as bad:
             await client.reload()
     assert bad.value.status == 409 and bad.value.code == "invalid_config"
+
+
+async def test_non_ascii_words_are_removed_whatever_their_case(daemon: DaemonRunner) -> None:
+    """SQLite's NOCASE folds ASCII only; removal must still find the stored spelling."""
+    async with ControlClient(daemon.settings.socket_path) as client:
+        await client.add_words(["Ärger", "ΣΟΦΙΑ"])
+        assert (await client.remove_words(["ärger", "σοφια"])).changed == ["ärger", "σοφια"]
+        assert (await client.words()).words == []
+
+
+async def test_admin_commands_typed_in_the_playground_name_the_operator(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    settings = make_settings(tmp_path, wecom, model, admin_users=["boss"])
+    async with DaemonRunner(settings) as daemon, ControlClient(settings.socket_path) as client:
+        await client.playground("boss", "#拉黑 bob")
+        await daemon.idle()
+        (entry,) = [e for e in await client.audit() if e.action == "add_deny"]
+    assert entry.target == "bob"
+    assert entry.actor.startswith("control") and entry.actor.endswith("(playground as boss)")

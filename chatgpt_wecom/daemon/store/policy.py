@@ -80,16 +80,17 @@ class PolicyStore:
     async def _change_users(self, name: ListName, users: list[str], actor: str, *, add: bool) -> list[str]:
         async with self._db.tx() as conn:
             before = await _members(conn, name)
-            folded = {u.casefold() for u in before}
-            changed = [u for u in users if (u.casefold() in folded) != add]
+            stored = {u.casefold(): u for u in before}
+            changed = [u for u in users if (u.casefold() in stored) != add]
             if not changed:
                 return []
-            sql = (
-                "INSERT INTO policy_users (list, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
-                if add
-                else "DELETE FROM policy_users WHERE list = ? AND user_id = ?"
-            )
-            await conn.executemany(sql, [(name, u) for u in changed])
+            if add:
+                sql = "INSERT INTO policy_users (list, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+                rows = [(name, u) for u in changed]
+            else:  # delete the stored spelling: SQLite's NOCASE folds ASCII only
+                sql = "DELETE FROM policy_users WHERE list = ? AND user_id = ?"
+                rows = [(name, stored[u.casefold()]) for u in changed]
+            await conn.executemany(sql, rows)
             after = await _members(conn, name)
             action = f"{'add' if add else 'remove'}_{name}"
             await audit(conn, actor, action, ",".join(changed), before, after)
@@ -104,16 +105,15 @@ class PolicyStore:
     async def _change_words(self, words: list[str], actor: str, *, add: bool) -> list[str]:
         async with self._db.tx() as conn:
             before = await _words(conn)
-            folded = {w.casefold() for w in before}
-            changed = [w for w in words if (w.casefold() in folded) != add]
+            stored = {w.casefold(): w for w in before}
+            changed = [w for w in words if (w.casefold() in stored) != add]
             if not changed:
                 return []
-            sql = (
-                "INSERT INTO sensitive_words (word) VALUES (?) ON CONFLICT DO NOTHING"
-                if add
-                else "DELETE FROM sensitive_words WHERE word = ?"
-            )
-            await conn.executemany(sql, [(w,) for w in changed])
+            if add:
+                sql, rows = "INSERT INTO sensitive_words (word) VALUES (?) ON CONFLICT DO NOTHING", changed
+            else:  # delete the stored spelling: SQLite's NOCASE folds ASCII only
+                sql, rows = "DELETE FROM sensitive_words WHERE word = ?", [stored[w.casefold()] for w in changed]
+            await conn.executemany(sql, [(w,) for w in rows])
             # The words themselves are the audit target; before/after keep only the counts.
             await audit(conn, actor, "add_words" if add else "remove_words", ",".join(changed), len(before),
                         len(before) + (len(changed) if add else -len(changed)))  # fmt: skip
