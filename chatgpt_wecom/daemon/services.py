@@ -30,7 +30,7 @@ from chatgpt_wecom.daemon.pipeline.worker import Worker
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.daemon.store.history import HistoryStore
-from chatgpt_wecom.daemon.store.inbox import InboxStore, NewMessage
+from chatgpt_wecom.daemon.store.inbox import InboxStore, InboxWriter, NewMessage
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
 from chatgpt_wecom.daemon.store.policy import PolicyStore, audit
 from chatgpt_wecom.daemon.store.usage import UsageStore
@@ -88,7 +88,7 @@ class Services:
         s, t = self.settings, self.tuning
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = await Database.open(s.database_path)
-        self.inbox = InboxStore(self.db)
+        self.inbox = InboxStore(self.db, await InboxWriter(s.database_path).open())
         self.outbox = OutboxStore(self.db)
         self.conversations = ConversationStore(self.db)
         self.usage = UsageStore(self.db)
@@ -281,7 +281,7 @@ class Services:
     async def close(self) -> None:
         """Drain (if not yet), then close clients and the database."""
         await self.drain()
-        await self.inbox.flush()
+        await self.inbox.close()
         await self.model.close()
         await self.http.close()
         await self.db.close()
