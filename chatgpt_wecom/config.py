@@ -143,7 +143,12 @@ class Settings(BaseSettings):
     azure_speech_deployment: str = Field("", description="Azure deployment for speech-to-text (with azure_on).")
     azure_vision_deployment: str = Field("", description="Azure deployment for image messages (with azure_on).")
     history_link_hours: float = Field(24.0, gt=0, le=24 * 30, description="Hours a #查对话 history link stays valid.")
-    model_timeout: float = Field(120.0, gt=0, description="Seconds to wait for one model call.")
+    model_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds to wait for the model's answer; for a streamed answer, for each next piece "
+        "(a whole streamed answer is cut off after 10 minutes).",
+    )
     model_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed model call.")
 
     @classmethod
