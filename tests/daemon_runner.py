@@ -223,6 +223,14 @@ class DaemonProcess:
         if self.proc is not None and self.proc.returncode is None:
             await self.kill()
 
+    async def __aenter__(self) -> DaemonProcess:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.ensure_stopped()
+
 
 class FakeClock:
     """A settable 'now' for the daemon (Tuning.clock): quota days and usage without waiting for midnight."""

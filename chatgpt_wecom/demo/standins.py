@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from types import TracebackType
 from typing import Any, Final, Self
@@ -38,15 +39,16 @@ KEEP_MEDIA: Final = 20  # uploads remembered for media/get
 MAX_MEDIA: Final = 20 << 20  # bytes, WeCom's largest limit (files)
 
 
-class _Server:
+class _Server(ABC):
     """An aiohttp application on 127.0.0.1 and a free port, as an async context manager."""
 
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
+    @abstractmethod
     def make_app(self) -> web.Application:
-        raise NotImplementedError
+        """The application this stand-in serves."""
 
     async def start(self) -> None:
         """Listen on 127.0.0.1 on a free port."""

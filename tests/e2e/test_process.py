@@ -40,9 +40,7 @@ def _states(settings: Settings) -> dict[str, list[str]]:
 
 async def test_kill_9_while_the_model_thinks(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
     settings = make_settings(tmp_path, wecom, model)
-    daemon = DaemonProcess(settings, tmp_path)
-    try:
-        await daemon.start()
+    async with DaemonProcess(settings, tmp_path) as daemon:
         model.set_delay(30.0)
         await _ask(daemon.url, "u1", "刚问完就崩了", 1)
         await model.wait_for_requests(1)
@@ -55,8 +53,6 @@ async def test_kill_9_while_the_model_thinks(tmp_path: Path, wecom: FakeWeCom, m
         await wecom.wait_for_sent(2, user="u1")
         assert wecom.texts_to("u1") == ["echo: 刚问完就崩了", "echo: 第二个"]
         assert await daemon.terminate() == 0
-    finally:
-        await daemon.ensure_stopped()
     assert _states(settings) == {"inbox": ["done", "done"], "outbox": ["sent", "sent"]}
 
 
@@ -66,9 +62,7 @@ async def test_kill_9_mid_delivery_sends_only_the_rest(tmp_path: Path, wecom: Fa
     model.set_reply(answer)
     # Part 1 goes out; part 2 keeps failing until the daemon is killed.
     wecom.fail_when("/cgi-bin/message/send", lambda rec: "第2部分" in str(rec.json), status=503)
-    daemon = DaemonProcess(settings, tmp_path)
-    try:
-        await daemon.start()
+    async with DaemonProcess(settings, tmp_path) as daemon:
         await _ask(daemon.url, "u1", "长答案", 1)
         await wecom.wait_for(
             lambda: sum("第2部分" in str(r.json) for r in wecom.requests_to("/cgi-bin/message/send")) >= 2
@@ -79,8 +73,6 @@ async def test_kill_9_mid_delivery_sends_only_the_rest(tmp_path: Path, wecom: Fa
         await daemon.start()
         await wecom.wait_for_sent(3, user="u1")
         assert await daemon.terminate() == 0
-    finally:
-        await daemon.ensure_stopped()
     texts = wecom.texts_to("u1")
     assert [t[:4] for t in texts] == ["第1部分", "第2部分", "第3部分"]  # part 1 not sent again
     assert len(model.requests) == 1  # the stored answer was reused, not asked again
@@ -91,15 +83,11 @@ async def test_sigterm_finishes_answers_in_flight_and_exits_0(
     tmp_path: Path, wecom: FakeWeCom, model: FakeModel
 ) -> None:
     settings = make_settings(tmp_path, wecom, model)
-    daemon = DaemonProcess(settings, tmp_path)
-    try:
-        await daemon.start()
+    async with DaemonProcess(settings, tmp_path) as daemon:
         model.set_delay(1.5)
         await _ask(daemon.url, "u1", "正在回答时停机", 1)
         await model.wait_for_requests(1)
         code = await daemon.terminate()
-    finally:
-        await daemon.ensure_stopped()
     assert code == 0
     assert wecom.texts_to("u1") == ["echo: 正在回答时停机"]
     assert "stopped" in daemon.log()
@@ -160,9 +148,7 @@ async def test_sighup_applies_a_changed_file_and_survives_a_broken_one(
     tmp_path: Path, wecom: FakeWeCom, model: FakeModel
 ) -> None:
     settings = make_settings(tmp_path, wecom, model, admin_users=["boss"], help="旧帮助")
-    daemon = DaemonProcess(settings, tmp_path)
-    try:
-        await daemon.start()
+    async with DaemonProcess(settings, tmp_path) as daemon:
         await _ask(daemon.url, "bob", "你好", 1)
         await wecom.wait_for_sent(1, user="bob")
         write_config(settings.model_copy(update={"deny_users": ["bob"], "help": "新帮助"}), daemon.config)
@@ -176,8 +162,6 @@ async def test_sighup_applies_a_changed_file_and_survives_a_broken_one(
         await _ask(daemon.url, "carol", "还在吗", 4)
         await wecom.wait_for_sent(2, user="carol")
         assert await daemon.terminate() == 0
-    finally:
-        await daemon.ensure_stopped()
     assert wecom.texts_to("bob")[1] == settings.deny_reply
     assert wecom.texts_to("carol") == ["新帮助", "echo: 还在吗"]
     assert "config not applied" in daemon.log()
@@ -187,9 +171,7 @@ async def test_messages_sent_during_the_drain_are_stored_and_answered_after_the_
     tmp_path: Path, wecom: FakeWeCom, model: FakeModel
 ) -> None:
     settings = make_settings(tmp_path, wecom, model)
-    daemon = DaemonProcess(settings, tmp_path)
-    try:
-        await daemon.start()
+    async with DaemonProcess(settings, tmp_path) as daemon:
         model.set_delay(2.0)
         await _ask(daemon.url, "u1", "停机前的问题", 1)
         await model.wait_for_requests(1)
@@ -203,6 +185,4 @@ async def test_messages_sent_during_the_drain_are_stored_and_answered_after_the_
         await daemon.start()
         await wecom.wait_for_sent(1, user="u2")
         assert await daemon.terminate() == 0
-    finally:
-        await daemon.ensure_stopped()
     assert wecom.texts_to("u2") == ["echo: 停机时发来的消息"]
