@@ -28,13 +28,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
+    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
     && mkdir -p /app/data \
     && chown app:app /app/data \
     && chmod 0700 /app/data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 USER app
+# The operator's files (e.g. a history exported from the TUI) go to the home folder, /home/app.
 # A new named volume starts as a copy of this folder, owned by app. A bind mount must be writable by uid 10001.
 VOLUME ["/app/data"]
 EXPOSE 8090

@@ -33,7 +33,7 @@ from pathlib import Path
 import aiohttp
 
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
-from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, redact_userinfo
 from chatgpt_wecom.daemon.control.site import MAX_SOCKET_PATH
 from chatgpt_wecom.daemon.llm import ModelClient, ModelError
 from chatgpt_wecom.daemon.wecom.api import (
@@ -148,7 +148,7 @@ def _scrubber(settings: Settings) -> Callable[[str], str]:
     def scrub(line: str) -> str:
         for secret in secrets:
             line = line.replace(secret, "***")
-        return line
+        return redact_userinfo(line)  # a password in a URL (wecom_api_base, base_url) is a secret too
 
     return scrub
 
@@ -162,6 +162,13 @@ def _nearest_existing(path: Path) -> Path:
 
 def check_data_dir(data_dir: Path) -> CheckResult:
     """The data folder is writable, or can be created (nothing is created here)."""
+    try:
+        return _data_dir(data_dir)
+    except OSError as exc:  # e.g. a parent this user may not enter
+        return _fail("data_dir", f"{data_dir} cannot be used by this user ({exc.strerror or exc})")
+
+
+def _data_dir(data_dir: Path) -> CheckResult:
     name = "data_dir"
     if not data_dir.exists():
         base = _nearest_existing(data_dir)
@@ -274,6 +281,8 @@ async def check_model(settings: Settings) -> CheckResult:
     except ModelError as exc:
         reason = str(exc).removeprefix(f"model endpoint {client.endpoint} ")
         return _fail("model", f"{where} {reason}")
+    except Exception as exc:
+        return _fail("model", f"{where} answered, but not like an OpenAI-compatible API ({type(exc).__name__})")
     finally:
         await client.close()
     return _pass("model", f"{where} answered in {time.monotonic() - started:.1f} s")

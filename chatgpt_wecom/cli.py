@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -80,6 +81,17 @@ def run(config: ConfigOption = None) -> None:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise _fail([f"port {settings.port} on {settings.host} is already in use (config key: port)"], 1) from None
+        ours = (str(settings.data_dir), str(settings.socket_path.parent))
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) or str(exc.filename or "").startswith(ours):
+            # exit 2 like a config error: restarting cannot help (systemd's RestartPreventExitStatus=2)
+            where = exc.filename or settings.data_dir
+            raise _fail(
+                [
+                    f"cannot use {where}: {exc.strerror} — data_dir ({settings.data_dir}) must be a folder the "
+                    f"daemon's user (uid {os.getuid()}) can create and write"
+                ],
+                2,
+            ) from None
         raise
 
 

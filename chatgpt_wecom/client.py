@@ -6,6 +6,7 @@ socket, and `ControlError` (with the API's `code`) when the daemon refuses a req
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +31,7 @@ _GONE = (
     aiohttp.ClientOSError,
     FileNotFoundError,
     ConnectionRefusedError,
+    PermissionError,
 )
 
 
@@ -39,6 +41,26 @@ class DaemonNotRunning(Exception):
     def __init__(self, socket_path: Path) -> None:
         super().__init__(f"the daemon is not running (no answer on {socket_path})")
         self.socket_path = socket_path
+
+
+class NoAccess(DaemonNotRunning):
+    """The socket is there but this user may not use it (it is 0600, owned by the daemon's user)."""
+
+    def __init__(self, socket_path: Path) -> None:
+        Exception.__init__(
+            self, f"permission denied on {socket_path}: run this as the daemon's user (e.g. sudo -u <that user> …)"
+        )
+        self.socket_path = socket_path
+
+
+def _gone(socket_path: Path, exc: BaseException) -> DaemonNotRunning:
+    """The right complaint for a connection failure: no access, or nobody there."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, PermissionError) or getattr(cause, "errno", None) in (errno.EACCES, errno.EPERM):
+            return NoAccess(socket_path)
+        cause = cause.__cause__ or cause.__context__
+    return DaemonNotRunning(socket_path)
 
 
 class ControlError(Exception):
@@ -93,7 +115,7 @@ class ControlClient:
                     raise ControlError(resp.status, err.get("code", "error"), err.get("error", resp.reason or ""))
                 return payload
         except _GONE as exc:
-            raise DaemonNotRunning(self.socket_path) from exc
+            raise _gone(self.socket_path, exc) from exc
 
     async def _get(self, model: type[M], path: str, **query: Any) -> M:
         return model.model_validate(await self._request("GET", path, **query))
@@ -180,4 +202,4 @@ class ControlClient:
                     if line.startswith("data:"):
                         yield p.Event.model_validate(json.loads(line[5:]))
         except (*_GONE, aiohttp.ClientPayloadError) as exc:
-            raise DaemonNotRunning(self.socket_path) from exc
+            raise _gone(self.socket_path, exc) from exc

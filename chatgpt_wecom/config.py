@@ -42,6 +42,11 @@ _USERINFO = re.compile(r"//[^/@\s]*@")
 _SECRET_FIELDS = frozenset({"agent_secret", "receive_msg_token", "receive_msg_key", "api_key", "azure_openai_token"})
 
 
+def redact_userinfo(text: str) -> str:
+    """`text` with the user:password part of any URL in it masked (a proxy URL may carry a password)."""
+    return _USERINFO.sub("//***@", text)
+
+
 class ConfigError(Exception):
     """Configuration that cannot run. `lines` are readable, name the key, and hold no secret."""
 
@@ -275,7 +280,7 @@ def _format_error(err: dict[str, Any]) -> str:
     description = Settings.model_fields[key].description if key in Settings.model_fields else None
     line = f"{key}: {msg}" if key else msg
     if key and key not in _SECRET_FIELDS and err.get("type") != "missing" and "input" in err:
-        line += f" (got {_USERINFO.sub('//***@', str(err['input']))!r})"  # a proxy URL may carry a password
+        line += f" (got {redact_userinfo(str(err['input']))!r})"  # a proxy URL may carry a password
     if description and err.get("type") in {"missing", "value_error", "string_too_short"}:
         line += f" — {description}"
     return line

@@ -104,6 +104,8 @@ def _call(ctx: typer.Context, call: Callable[[ControlClient], Awaitable[T]]) -> 
         _fail(f"the daemon did not answer in time on {path}")
     except aiohttp.ClientError as exc:
         _fail(f"the daemon on {path} broke off the request ({exc or type(exc).__name__})")
+    except ValueError:  # pydantic's ValidationError and bad JSON: not the API this ctl speaks
+        _fail(f"the answer on {path} was not understood (a daemon of another version? restart it after upgrading)")
 
 
 def _print(ctx: typer.Context, data: BaseModel | list[Any], human: Callable[[], list[str]]) -> None:
@@ -366,5 +368,6 @@ def events(ctx: typer.Context) -> None:
 
     try:
         _call(ctx, follow)
+        _fail("the daemon closed the event stream (it is stopping or restarting)")
     except (KeyboardInterrupt, BrokenPipeError):
         raise typer.Exit(0) from None

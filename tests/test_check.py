@@ -264,3 +264,38 @@ async def test_socket_path_too_long_and_data_dir_not_a_folder(
     assert code == 1
     assert the_line(out, "data_dir") == f"✗ data_dir: {tmp_path / 'file'} is not a folder; set data_dir to a folder"
     assert "is longer than 107 bytes; set control_socket to a shorter path" in the_line(out, "control socket")
+
+
+async def test_an_endpoint_that_is_not_an_openai_api_is_a_verdict_not_a_traceback(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    from aiohttp import web
+
+    async def html(_request: web.Request) -> web.Response:
+        return web.Response(text="<html><body>Welcome to nginx!</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", html)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        settings = make_settings(tmp_path, wecom, model, base_url=f"http://127.0.0.1:{port}")
+        code, out, err = await run_check("--config", str(write_config(settings, tmp_path / "config.yml")))
+    finally:
+        await runner.cleanup()
+    assert code == 1
+    assert the_line(out, "model").startswith("✗ model:") and "OpenAI-compatible" in the_line(out, "model")
+    assert "Traceback" not in out + err
+
+
+async def test_a_password_in_wecom_api_base_is_never_printed(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    base = wecom.base_url.replace("http://", "http://ops:Hunter2pass@")
+    settings = make_settings(tmp_path, wecom, model, wecom_api_base=base)
+    _, out, err = await run_check("--config", str(write_config(settings, tmp_path / "config.yml")))
+    assert "Hunter2pass" not in out + err
+    assert "***@" in the_line(out, "wecom")

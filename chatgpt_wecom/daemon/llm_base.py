@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 import openai
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 __all__ = [
     "CHAT_MODEL_KEY",
@@ -163,6 +163,8 @@ async def chat_completion(
         )
     except openai.OpenAIError as exc:
         raise errors(exc, key=key) from None
+    if not isinstance(response, ChatCompletion):  # e.g. an HTML page with status 200: not an OpenAI API
+        raise errors.unavailable("answered, but not like an OpenAI-compatible API (check base_url)")
     if not response.choices:
         raise errors.unavailable("returned no choices")
     usage = response.usage

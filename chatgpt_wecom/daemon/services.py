@@ -15,7 +15,7 @@ from types import TracebackType
 import aiohttp
 
 from chatgpt_wecom import __version__, protocol
-from chatgpt_wecom.config import ConfigError, Settings, load_settings
+from chatgpt_wecom.config import ConfigError, Settings, load_settings, redact_userinfo
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.policy import day_start, month_start
 from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
@@ -239,7 +239,7 @@ class Services:
             pause_notice=self.responder.paused_notice or s.pause_notice,
             model=self.model.model,
             model_endpoint=self.model.endpoint,
-            wecom_api_base=s.wecom_api_base,
+            wecom_api_base=redact_userinfo(s.wecom_api_base),
             corp_id=s.corp_id,
             agent_id=s.agent_id,
             token=protocol.TokenState(**dataclasses.asdict(token)),

@@ -368,3 +368,19 @@ async def test_config_file_locates_the_socket(configured: ConfiguredDaemon, tmp_
         assert p.Status.model_validate_json(result.out).control_socket == socket_path
     assert missing.code == 2 and missing.out == ""
     assert missing.err.startswith("chatgpt-wecom: config file ") and missing.err.count("\n") == 1
+
+
+async def test_events_say_when_the_daemon_closes_the_stream(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    daemon = DaemonRunner(settings)
+    await daemon.start()
+    follower = await Follower.start(settings.socket_path)
+    try:
+        await _until_subscribed(settings.socket_path, follower)
+    finally:
+        await daemon.stop()
+        await daemon.http.close()
+    await asyncio.wait_for(follower.proc.wait(), TIMEOUT)  # it ends by itself, no Ctrl-C
+    code, err = await follower.stop()
+    assert code == 1
+    assert err.strip() == "chatgpt-wecom: the daemon closed the event stream (it is stopping or restarting)"

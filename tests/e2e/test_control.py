@@ -236,3 +236,12 @@ async def test_admin_commands_typed_in_the_playground_name_the_operator(
         (entry,) = [e for e in await client.audit() if e.action == "add_deny"]
     assert entry.target == "bob"
     assert entry.actor.startswith("control") and entry.actor.endswith("(playground as boss)")
+
+
+async def test_status_masks_a_password_in_wecom_api_base(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    base = wecom.base_url.replace("http://", "http://ops:Hunter2pass@")
+    settings = make_settings(tmp_path, wecom, model, wecom_api_base=base)
+    async with DaemonRunner(settings), ControlClient(settings.socket_path) as client:
+        status = await client.status()
+    assert "Hunter2pass" not in status.model_dump_json()
+    assert status.wecom_api_base.startswith("http://***@127.0.0.1:")

@@ -186,3 +186,13 @@ async def test_messages_sent_during_the_drain_are_stored_and_answered_after_the_
         await wecom.wait_for_sent(1, user="u2")
         assert await daemon.terminate() == 0
     assert wecom.texts_to("u2") == ["echo: 停机时发来的消息"]
+
+
+def test_an_unusable_data_dir_is_one_line_and_exit_2(tmp_path: Path, settings: Settings) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where data_dir should be", encoding="utf-8")
+    cfg = write_config(settings.model_copy(update={"data_dir": blocker / "data"}), tmp_path / "config.yml")
+    result = _cli("run", "--config", str(cfg), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("chatgpt-wecom: cannot use") and "data_dir" in result.stderr
+    assert "Traceback" not in result.stderr
