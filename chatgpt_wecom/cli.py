@@ -144,9 +144,10 @@ def tui(
     except ConfigError as exc:
         raise _fail([f"config: {line}" for line in exc.lines], 2) from None
     try:
-        run_tui(socket_path, screen=screen)
+        code = run_tui(socket_path, screen=screen)
     except ValueError as exc:  # an unknown --screen
         raise _fail([str(exc)], 2) from None
+    raise typer.Exit(code)
 
 
 @app.command()

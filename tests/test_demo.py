@@ -266,8 +266,9 @@ def test_launcher_opens_the_tui_on_the_playground(
     data_dir = short_data_dir()
     seen: list[tuple[Path, str, str]] = []
 
-    def headless_tui(socket_path: Path) -> None:
+    def headless_tui(socket_path: Path) -> int:
         seen.append((socket_path, *asyncio.run(talk_in_the_playground(socket_path))))
+        return 0
 
     monkeypatch.delenv("APIKEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -288,11 +289,13 @@ def test_launcher_opens_the_tui_on_the_playground(
 
 async def talk_in_the_playground(socket_path: Path) -> tuple[str, str]:
     """Open the TUI as the demo does, type a message on the Playground, return (page, transcript text)."""
-    from textual.widgets import Input
+    from textual.widgets import Input, Static
 
-    app = make_app(socket_path, screen="playground", title="demo")
+    app = make_app(socket_path, screen="playground", title="demo", demo=True)
     async with app.run_test(size=(120, 40)) as pilot:
         page = app.current_mode
+        banner = str(app.screen.query_one("#play-banner", Static).content)
+        assert "built-in WeCom stand-in, nobody real" in banner and "SENT" not in banner
         for _ in range(200):  # bounded: connect
             if app.connection.connected:
                 break
@@ -305,6 +308,46 @@ async def talk_in_the_playground(socket_path: Path) -> tuple[str, str]:
                 break
             await pilot.pause(0.05)
         return page, transcript
+
+
+def test_launcher_exits_non_zero_when_the_tui_crashes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The launcher's own UI (the real TUI, run headless): it says it is the demo, and its crash is the exit code."""
+    from textual.app import App
+    from textual.pilot import Pilot
+    from textual.widgets import Static
+
+    from chatgpt_wecom.tui import OperatorApp
+
+    data_dir = short_data_dir()
+    seen: list[tuple[str, str, str]] = []
+
+    async def crash(pilot: Pilot[object]) -> None:
+        app = pilot.app
+        for _ in range(200):  # bounded: the Playground is shown
+            if app.current_mode == "playground":
+                break
+            await pilot.pause(0.05)
+        seen.append((app.current_mode, app.title, str(app.screen.query_one("#play-banner", Static).content)))
+        app.call_later(boom)
+        await pilot.pause(0.5)
+
+    monkeypatch.setattr(OperatorApp, "run", lambda app: App.run(app, headless=True, auto_pilot=crash))
+
+    assert run_demo(data_dir, interactive=True) == 1
+
+    [(page, title, banner)] = seen
+    assert page == "playground" and "DEMO" in title
+    assert "built-in WeCom stand-in, nobody real" in banner
+    out = capsys.readouterr().out
+    assert "the terminal UI failed (exit code 1); stopping the demo daemon." in out
+    assert "Demo stopped." not in out
+    assert not demo_socket_path(data_dir).exists(), "the daemon is stopped after the crash too"
+
+
+def boom() -> None:
+    raise RuntimeError("the UI broke")
 
 
 def loaded_by(module: str) -> set[str]:

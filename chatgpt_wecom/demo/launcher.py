@@ -39,10 +39,11 @@ def _say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def run_demo(data_dir: Path, *, interactive: bool | None = None, ui: Callable[[Path], None] | None = None) -> int:
+def run_demo(data_dir: Path, *, interactive: bool | None = None, ui: Callable[[Path], int] | None = None) -> int:
     """Run the demo with data in `data_dir` until the TUI is closed (or, without a terminal, until Ctrl-C or
     SIGTERM); the exit code. `interactive` defaults to whether stdin and stdout are terminals; `ui` (given the
-    control socket, returning when the operator is done) defaults to the terminal UI on its Playground."""
+    control socket, returning its exit code when the operator is done) defaults to the terminal UI on its
+    Playground; a non-zero code from it (the UI crashed) is the demo's exit code."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     socket_path = demo_socket_path(data_dir)
@@ -64,7 +65,10 @@ def run_demo(data_dir: Path, *, interactive: bool | None = None, ui: Callable[[P
         _say(f"DEMO MODE — model: {_model_line(status)}")
         if interactive:
             _say(f"DEMO MODE — opening the terminal UI on the Playground (Ctrl+Q quits); the log is in {log_path}")
-            (ui or _run_tui)(socket_path)
+            code = (ui or _run_tui)(socket_path)
+            if code:
+                _say(f"chatgpt-wecom demo: the terminal UI failed (exit code {code}); stopping the demo daemon.")
+                return code
         else:
             _say("No terminal here, so no TUI: the demo daemon runs in the foreground (Ctrl-C stops it).")
             _say(f"From a terminal: chatgpt-wecom tui --socket {socket_path} --screen playground")
@@ -138,10 +142,10 @@ def _model_line(status: p.Status) -> str:
     return f"{status.model} at {status.model_endpoint} (from APIKEY in the environment)"
 
 
-def _run_tui(socket_path: Path) -> None:
+def _run_tui(socket_path: Path) -> int:
     from chatgpt_wecom.tui.app import run_tui  # noqa: PLC0415 - textual loads only when it is needed
 
-    run_tui(socket_path, screen="playground", title="chatgpt-wecom · DEMO (built-in WeCom stand-in)")
+    return run_tui(socket_path, screen="playground", title="chatgpt-wecom · DEMO (built-in WeCom stand-in)", demo=True)
 
 
 def _wait_for_interrupt(proc: subprocess.Popen[bytes]) -> int:

@@ -46,16 +46,18 @@ class OperatorApp(App[None]):
         connection: dict[str, float] | None = None,
         live_limit: int = LIVE_LIMIT,
         title: str | None = None,
+        demo: bool = False,
     ) -> None:
         """`screen`: the page to open on (one of SCREEN_NAMES); `connection`: Connection timing options;
-        `live_limit`: rows the Live page keeps; `title`: replaces the header's title (the demo labels itself)."""
+        `live_limit`: rows the Live page keeps; `title`: replaces the header's title (the demo labels itself);
+        `demo`: the daemon is the demo's (the Playground says its answers reach nobody real)."""
         if screen is not None and screen not in PAGES:
             raise ValueError(f"unknown screen {screen!r}; one of: {', '.join(PAGES)}")
         super().__init__()
         if title:
             self.title = title
         self.connection = Connection(self, socket_path, **(connection or {}))
-        ctx = Context(self.connection, formats or Formats())
+        ctx = Context(self.connection, formats or Formats(), demo=demo)
         self.pages: dict[str, OperatorScreen] = {
             name: LiveScreen(ctx, live_limit) if cls is LiveScreen else cls(ctx) for name, (_, _, cls) in PAGES.items()
         }
@@ -151,13 +153,22 @@ def make_app(
     connection: dict[str, float] | None = None,
     live_limit: int = LIVE_LIMIT,
     title: str | None = None,
+    demo: bool = False,
 ) -> OperatorApp:
     """The one way to build the app (the CLI and the tests both call this)."""
     return OperatorApp(
-        socket_path, screen=screen, formats=formats, connection=connection, live_limit=live_limit, title=title
+        socket_path,
+        screen=screen,
+        formats=formats,
+        connection=connection,
+        live_limit=live_limit,
+        title=title,
+        demo=demo,
     )
 
 
-def run_tui(socket_path: Path, *, screen: str | None = None, title: str | None = None) -> None:
-    """Run the operator UI until the operator quits (blocking)."""
-    make_app(socket_path, screen=screen, title=title).run()
+def run_tui(socket_path: Path, *, screen: str | None = None, title: str | None = None, demo: bool = False) -> int:
+    """Run the operator UI until the operator quits (blocking); the app's return code (non-zero after a crash)."""
+    app = make_app(socket_path, screen=screen, title=title, demo=demo)
+    app.run()
+    return app.return_code or 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static
 
 from chatgpt_wecom.client import ControlClient
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
@@ -21,7 +21,11 @@ from tests.tui.conftest import SIZE, connected, screen_text, tui, wait_for, wait
 async def test_history_shows_a_conversation_and_exports_it(
     daemon: DaemonRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    home, elsewhere = tmp_path / "home", tmp_path / "app"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)  # e.g. /app in Docker, not writable: exports default to the home folder
     await daemon.ask("alice", "first question", 6001)
     await daemon.ask("alice", "second question", 6002)
     await daemon.ask("bob", "bob's question", 6003)
@@ -43,14 +47,34 @@ async def test_history_shows_a_conversation_and_exports_it(
 
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog), "the export prompt")
-        assert app.screen.query_one(Input).value == "./history-alice.md"
+        written = home / "history-alice.md"
+        assert app.screen.query_one(Input).value == str(written)
         await pilot.press("enter")
-        written = tmp_path / "history-alice.md"
         await wait_for(pilot, written.exists, "the export file")
+        assert list(elsewhere.iterdir()) == []
         markdown = written.read_text(encoding="utf-8")
         assert markdown.startswith("# Conversation history of alice")
         assert "first question" in markdown and "echo: second question" in markdown
         assert f"wrote the history of alice to {written}" in str(page.query_one("#history-status", Static).content)
+
+        # Exporting again to the same file asks before overwriting it; "no" leaves it as it was.
+        written.write_text("the operator's notes\n", encoding="utf-8")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog), "the export prompt")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the overwrite question")
+        question = app.screen.query_one(".question", Label).content
+        assert str(question) == f"{written} already exists. Overwrite it?"
+        await pilot.press("n")
+        status = page.query_one("#history-status", Static)
+        await wait_for(pilot, lambda: f"kept {written} as it was" in str(status.content), "the refusal")
+        assert written.read_text(encoding="utf-8") == "the operator's notes\n"
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog), "the export prompt")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the overwrite question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "first question" in written.read_text(encoding="utf-8"), "the overwrite")
 
         # Any user id can be typed, and another path given.
         await pilot.press("slash", *"bob", "enter")

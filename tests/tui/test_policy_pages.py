@@ -116,7 +116,7 @@ async def test_quotas_reset_one_then_all(limited_daemon: DaemonRunner) -> None:
 
         await wait_for(pilot, lambda: used() == {"alice": "2/5", "bob": "1/5"}, "the usage table")
         assert "5 questions a day" in screen_text(app)
-        assert table.get_row_at(table.cursor_row)[0] == "alice"  # most used first
+        assert str(table.get_row_at(table.cursor_row)[0]) == "alice"  # most used first
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
         assert "Give 'alice' a fresh quota for today?" in screen_text(app)

@@ -8,9 +8,11 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+from textual.app import App
+from textual.pilot import Pilot
 
 from chatgpt_wecom.protocol import Event
-from chatgpt_wecom.tui import SCREEN_NAMES, make_app
+from chatgpt_wecom.tui import SCREEN_NAMES, OperatorApp, make_app, run_tui
 from chatgpt_wecom.tui.formats import Formats, duration, one_line, tokens
 from chatgpt_wecom.tui.live import LiveLog
 from chatgpt_wecom.tui.screens.history import default_export_path
@@ -80,10 +82,35 @@ def test_formats() -> None:
     assert one_line("a\n b   c", 10) == "a b c" and one_line("abcdefghijk", 5) == "abcd…"
 
 
-def test_split_words_and_export_path() -> None:
+def test_split_words_and_export_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert split_words("spam，scam, ham、 eggs\nbacon,, ") == ["spam", "scam", "ham", "eggs", "bacon"]
-    assert default_export_path("Zhang.San") == "./history-Zhang.San.md"
-    assert default_export_path("../etc/x y") == "./history-.._etc_x_y.md"
+    monkeypatch.setenv("HOME", str(tmp_path))  # exports go to the operator's home, not the working folder
+    assert default_export_path("Zhang.San") == str(tmp_path / "history-Zhang.San.md")
+    assert default_export_path("../etc/x y") == str(tmp_path / "history-_etc_x_y.md")  # no "/", no leading dots
+    assert default_export_path(".hidden") == str(tmp_path / "history-hidden.md")
+    assert default_export_path("...") == str(tmp_path / "history-user.md")
+    assert default_export_path("张三") == str(tmp_path / "history-张三.md")
+
+
+@pytest.mark.parametrize(("crash", "code"), [(False, 0), (True, 1)])
+def test_run_tui_returns_the_apps_return_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash: bool, code: int
+) -> None:
+    """The real `run_tui`, its app run headless: quitting is 0, a crash in the UI is non-zero."""
+
+    async def operator(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        if crash:
+            pilot.app.call_later(boom)
+            await pilot.pause(0.2)
+        await pilot.press("ctrl+q")
+
+    monkeypatch.setattr(OperatorApp, "run", lambda app: App.run(app, headless=True, auto_pilot=operator))
+    assert run_tui(tmp_path / "control.sock") == code
+
+
+def boom() -> None:
+    raise RuntimeError("the UI broke")
 
 
 def test_factory_names_the_screens_and_refuses_unknown_ones(tmp_path: Path) -> None:

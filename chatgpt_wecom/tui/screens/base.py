@@ -24,10 +24,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a page needs from the app: the link to the daemon and how to format times."""
+    """What a page needs from the app: the link to the daemon, how to format times, and whether it is the demo."""
 
     connection: Connection
     formats: Formats
+    demo: bool = False  # the daemon is the demo's: replies go to a built-in WeCom stand-in, not to real people
 
     @property
     def client(self) -> ControlClient:

@@ -1,9 +1,13 @@
-"""Modal dialogs: a yes/no confirmation and a one-line prompt. Keyboard-first: y/n, Enter/Escape."""
+"""Modal dialogs: a yes/no confirmation and a one-line prompt. Keyboard-first: y/n, Enter/Escape.
+
+Questions often quote daemon data or operator input (user ids, words, paths): they are shown literally.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -27,10 +31,10 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="question")
+            yield Label(self.question, classes="question", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button(f"{self.yes} [y]", id="yes", variant="warning")
-                yield Button("No [n]", id="no")
+                yield Button(Text(f"{self.yes} [y]"), id="yes", variant="warning")
+                yield Button(Text("No [n]"), id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()  # the safe answer is the default
@@ -55,7 +59,7 @@ class PromptDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="question")
+            yield Label(self.question, classes="question", markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="answer")
             yield Label("Enter: OK · Escape: cancel", classes="hint")
 

@@ -11,19 +11,21 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.widgets import Input, Label, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
-from chatgpt_wecom.tui.screens.dialogs import PromptDialog
+from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
 
 
 def default_export_path(user: str) -> str:
-    """Where an export goes unless the operator says otherwise."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)
-    return f"./history-{safe}.md"
+    """Where an export goes unless the operator says otherwise: their home folder (the TUI's working folder
+    may not be writable, e.g. /app in Docker), under a file name made safe from the user id."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user).lstrip(".") or "user"
+    return str(Path.home() / f"history-{safe}.md")
 
 
 class HistoryScreen(OperatorScreen):
@@ -51,9 +53,9 @@ class HistoryScreen(OperatorScreen):
                 with Horizontal(classes="toolbar"):
                     yield Label("user ", classes="field-label")
                     yield Input(placeholder="any user id, Enter to open (/)", id="history-user")
-                yield Static("Pick a user on the left (Enter) or type a user id.", id="history-title")
+                yield Static("Pick a user on the left (Enter) or type a user id.", id="history-title", markup=False)
                 yield RichLog(id="history-log", wrap=True, markup=False, auto_scroll=False)
-                yield Static("", id="history-status", classes="hint")
+                yield Static("", id="history-status", classes="hint", markup=False)
 
     async def load(self) -> None:
         quotas = await self.call("load the users", self.client.quotas())
@@ -131,22 +133,39 @@ class HistoryScreen(OperatorScreen):
         )
         if not target:
             return
+        try:
+            path, exists = await asyncio.to_thread(_resolve, target)
+        except RuntimeError as exc:  # ~someone who does not exist
+            self.notify(f"cannot export to {target}: {exc}", severity="error", markup=False)
+            return
+        if exists and not await self.app.push_screen_wait(
+            ConfirmDialog(f"{path} already exists. Overwrite it?", yes="Overwrite")
+        ):
+            self.say(f"kept {path} as it was (e to export under another name)", severity="warning")
+            return
         markdown = await self.call(f"export the history of {user}", self.client.history_markdown(user))
         if markdown is None:
             return
         try:
-            path = await asyncio.to_thread(_write, Path(target), markdown)
+            await asyncio.to_thread(_write, path, markdown)
         except OSError as exc:
-            self.notify(f"could not write {target}: {exc.strerror or exc}", severity="error", markup=False)
+            self.notify(f"could not write {path}: {exc.strerror or exc}", severity="error", markup=False)
             return
-        said = f"wrote the history of {user} to {path}"
+        self.say(f"wrote the history of {user} to {path}")
+
+    def say(self, said: str, severity: SeverityLevel = "information") -> None:
+        """Tell the operator how an export went, in a notification and on the page's status line."""
         self.query_one("#history-status", Static).update(said)
-        self.notify(said, markup=False)
+        self.notify(said, severity=severity, markup=False)
 
 
-def _write(target: Path, text: str) -> Path:
-    """Write `text` to `target` (~ expanded, folders made); returns the absolute path written."""
-    path = target.expanduser().absolute()
+def _resolve(target: str) -> tuple[Path, bool]:
+    """`target` as an absolute path (~ expanded), and whether something is there already."""
+    path = Path(target).expanduser().absolute()
+    return path, path.exists()
+
+
+def _write(path: Path, text: str) -> None:
+    """Write `text` to `path`, making its folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    return path

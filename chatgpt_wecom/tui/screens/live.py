@@ -99,18 +99,19 @@ class LiveScreen(OperatorScreen):
     def _matches(self, row: LiveRow) -> bool:
         return not self.user_filter or self.user_filter in row.user.casefold()
 
-    def _cells(self, row: LiveRow) -> tuple[str | Text, ...]:
+    def _cells(self, row: LiveRow) -> tuple[Text, ...]:
+        """The row's cells, as Text: DataTable parses plain strings as markup, and these come from WeCom users."""
         state = row.state if row.error is None or row.state in ("error", "failed") else f"{row.state} ⚠"
         question = fmt.one_line(row.question, 60) if row.msg_type == "text" else f"[{row.msg_type}]"
         user = row.user + (" ▶" if row.source == "playground" else "")
         return (
-            self.ctx.formats.clock(row.at),
-            user,
-            question,
-            fmt.one_line(row.answer or "", 80),
+            Text(self.ctx.formats.clock(row.at)),
+            Text(user),
+            Text(question),
+            Text(fmt.one_line(row.answer or "", 80)),
             Text(state, STATE_STYLES.get(row.state, "")),
-            fmt.latency(row.latency),
-            fmt.tokens(row.prompt_tokens, row.completion_tokens),
+            Text(fmt.latency(row.latency)),
+            Text(fmt.tokens(row.prompt_tokens, row.completion_tokens)),
         )
 
     # --- detail of the highlighted row ---------------------------------------------------------------

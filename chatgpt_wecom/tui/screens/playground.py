@@ -87,9 +87,14 @@ class PlaygroundScreen(OperatorScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(
-            "Messages go through the real pipeline (access lists, quota, commands, the model) "
-            "— and the answer is also SENT to that WeCom user.",
+            "Messages go through the real pipeline (access lists, quota, commands, the model) — and "
+            + (
+                "in the demo the answer goes to the built-in WeCom stand-in, nobody real."
+                if self.ctx.demo
+                else "the answer is also SENT to that WeCom user."
+            ),
             classes="hint warning",
+            id="play-banner",
         )
         yield Static("Tab: user id ⇄ message · Enter sends · Esc leaves the inputs (1–7 switch pages)", classes="hint")
         with Horizontal(classes="toolbar"):

@@ -30,7 +30,7 @@ class QuotasScreen(OperatorScreen):
     ]
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="quota-summary")
+        yield Static("", id="quota-summary", markup=False)
         yield DataTable(id="quota-table", cursor_type="row", zebra_stripes=True)
         yield Static("r: fresh quota today for the highlighted user · R: for everyone (both ask first)", classes="hint")
 
@@ -57,7 +57,7 @@ class QuotasScreen(OperatorScreen):
             full = quotas.limit > 0 and not u.unlimited and u.used_today >= quotas.limit
             today = f"{u.used_today}/{quotas.limit}" if quotas.limit > 0 and not u.unlimited else str(u.used_today)
             table.add_row(
-                u.user_id,
+                Text(u.user_id),  # DataTable parses plain strings as markup
                 Text(today, "bold red" if full else ""),
                 str(u.questions_month),
                 str(u.tokens_month),

@@ -25,7 +25,7 @@ def yes_no(value: bool) -> Text:
 
 
 def render_status(s: p.Status, formats: Formats) -> RenderableType:
-    """The status as titled key/value sections and a table of the last errors."""
+    """The status as titled key/value sections and a table of the last errors (daemon text shown literally)."""
     sections: list[RenderableType] = []
     grid = Table()
 
@@ -36,37 +36,45 @@ def render_status(s: p.Status, formats: Formats) -> RenderableType:
         grid.add_column()
         sections.append(grid)
 
+    def row(key: str, value: str | Text) -> None:
+        grid.add_row(key, literal(value))
+
     section("daemon")
-    grid.add_row("version", s.version)
-    grid.add_row("uptime", f"{fmt.duration(s.uptime)} (since {formats.stamp(s.started_at)})")
-    paused = Text(f"PAUSED — notice: {s.pause_notice}", "bold yellow") if s.paused else Text("answering", "green")
-    grid.add_row("bot", paused)
-    grid.add_row("config", s.config_path or "(none: environment only)")
-    grid.add_row("data dir", s.data_dir)
+    row("version", s.version)
+    row("uptime", f"{fmt.duration(s.uptime)} (since {formats.stamp(s.started_at)})")
+    row("bot", Text(f"PAUSED — notice: {s.pause_notice}", "bold yellow") if s.paused else Text("answering", "green"))
+    row("config", s.config_path or "(none: environment only)")
+    row("data dir", s.data_dir)
     section("model")
-    grid.add_row("model", s.model)
-    grid.add_row("endpoint", s.model_endpoint)
+    row("model", s.model)
+    row("endpoint", s.model_endpoint)
     section("wecom")
-    grid.add_row("api", s.wecom_api_base)
-    grid.add_row("corp / agent", f"{s.corp_id} / {s.agent_id}")
-    grid.add_row("access token", token_text(s.token))
+    row("api", s.wecom_api_base)
+    row("corp / agent", f"{s.corp_id} / {s.agent_id}")
+    row("access token", token_text(s.token))
     section("pipeline")
-    grid.add_row("queue", f"{s.queue_depth} in the workers · {s.open_messages} not finished")
-    grid.add_row("today", f"{s.users_today} users · {s.questions_today} questions · {s.messages_today} messages")
+    row("queue", f"{s.queue_depth} in the workers · {s.open_messages} not finished")
+    row("today", f"{s.users_today} users · {s.questions_today} questions · {s.messages_today} messages")
     section("secrets")
     secrets = Text()
     for name, is_set in sorted(s.secrets.items()):
         secrets.append_text(yes_no(is_set))
         secrets.append(f" {name}   ")
-    grid.add_row("set", secrets)
+    row("set", secrets)
     errors = Table(title="last errors", title_justify="left", title_style="bold underline", expand=True)
     for column in ("time", "kind", "source", "error"):
         errors.add_column(column, overflow="fold", ratio=4 if column == "error" else None)
     for e in reversed(s.last_errors):
-        errors.add_row(formats.stamp(e.at), e.kind, str(e.data.get("source", "")), str(e.data.get("error", "")))
+        cells = (formats.stamp(e.at), e.kind, str(e.data.get("source", "")), str(e.data.get("error", "")))
+        errors.add_row(*map(literal, cells))
     if not s.last_errors:
         errors.add_row("", "", "", Text("none", "green"))
     return Group(*sections, errors)
+
+
+def literal(value: str | Text) -> Text:
+    """`value` as Rich text that is never parsed as markup (a Rich table parses plain strings)."""
+    return value if isinstance(value, Text) else Text(value)
 
 
 def token_text(t: p.TokenState) -> Text:
