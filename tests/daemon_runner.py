@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -27,6 +28,7 @@ from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner, SignedRequest
 
 AGENT_ID = 1000002
+MSG_IDS = itertools.count(1_000_000)  # unique MsgIds across daemons: a repeated MsgId is (rightly) a WeCom retry
 
 FAST = Tuning(
     concurrency=16,
@@ -129,6 +131,11 @@ class DaemonRunner:
         async with self.http.get(f"{self.url}{path}", params=req.query) as resp:
             return resp.status, await resp.text()
 
+    async def say(self, user: str, text: str) -> None:
+        """Send `text` as `user` (a fresh MsgId) and wait until the whole reply is delivered."""
+        await self.ask(user, text, next(MSG_IDS))
+        await self.idle()
+
     async def ask(self, user: str, text: str, msg_id: int) -> None:
         """Send a text message as `user` and check it was acked the way WeCom expects."""
         status, body = await self.post(self.signer.text(user, text, msg_id))
@@ -230,6 +237,18 @@ class DaemonProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.ensure_stopped()
+
+
+class Chat:
+    """A conversation with one daemon: say something as a user, get the reply texts it caused."""
+
+    def __init__(self, daemon: DaemonRunner, wecom: FakeWeCom) -> None:
+        self.daemon, self.wecom = daemon, wecom
+
+    async def say(self, user: str, text: str) -> str:
+        before = len(self.wecom.texts_to(user))
+        await self.daemon.say(user, text)  # the whole reply, however many parts it streamed in
+        return "\n".join(self.wecom.texts_to(user)[before:])
 
 
 class FakeClock:

@@ -7,7 +7,6 @@ serving the daemon and the fakes while ctl waits for answers.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import re
@@ -27,12 +26,11 @@ from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient
 from chatgpt_wecom.config import Settings, load_settings
 from chatgpt_wecom.daemon.main import serve
-from tests.daemon_runner import FAST, DaemonRunner, make_settings, short_socket_path, write_config
+from tests.daemon_runner import FAST, Chat, DaemonRunner, make_settings, short_socket_path, write_config
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_TOKEN
 
-MSG_IDS = itertools.count(7000)
 TIMEOUT = 30.0
 ENV = {k: v for k, v in os.environ.items() if k not in ("CHATGPT_WECOM_SOCKET", "CHATGPT_WECOM_CONFIG")}
 ENV["PYTHONUTF8"] = "1"
@@ -69,19 +67,6 @@ async def ok(sock: Path | None, *args: str) -> Result:
     assert result.code == 0, result
     assert result.err == "", result
     return result
-
-
-class Chat:
-    """Say something as a WeCom user and get the reply texts it caused."""
-
-    def __init__(self, daemon: DaemonRunner, wecom: FakeWeCom) -> None:
-        self.daemon, self.wecom = daemon, wecom
-
-    async def say(self, user: str, text: str) -> str:
-        before = len(self.wecom.texts_to(user))
-        await self.daemon.ask(user, text, next(MSG_IDS))
-        await self.wecom.wait_for_sent(before + 1, user=user)
-        return "\n".join(self.wecom.texts_to(user)[before:])
 
 
 @pytest.fixture

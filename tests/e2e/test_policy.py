@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 from dataclasses import replace
@@ -13,25 +12,11 @@ from zoneinfo import ZoneInfo
 
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.chat.templates import Templates
-from tests.daemon_runner import FAST, DaemonRunner, FakeClock, make_settings
+from tests.daemon_runner import FAST, Chat, DaemonRunner, FakeClock, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-MSG_IDS = itertools.count(1000)  # unique across daemons: a repeated MsgId is (rightly) dropped as a retry
-
-
-class Chat:
-    """One daemon, a conversation helper: say something as a user and get the reply texts it caused."""
-
-    def __init__(self, daemon: DaemonRunner, wecom: FakeWeCom) -> None:
-        self.daemon, self.wecom = daemon, wecom
-
-    async def say(self, user: str, text: str) -> str:
-        before = len(self.wecom.texts_to(user))
-        await self.daemon.ask(user, text, next(MSG_IDS))
-        await self.daemon.idle()  # the whole reply, however many parts it streamed in
-        return "\n".join(self.wecom.texts_to(user)[before:])
 
 
 def _settings(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, **overrides: Any) -> Settings:

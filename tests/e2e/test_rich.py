@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,11 @@ from typing import Any
 import aiohttp
 
 from chatgpt_wecom.daemon.control.bus import Event
-from tests.daemon_runner import DaemonRunner, make_settings
+from tests.daemon_runner import MSG_IDS, DaemonRunner, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 
 DATA = Path(__file__).parent.parent / "data"
-MSG_IDS = itertools.count(7000)
 
 
 def media_message(kind: str, user: str, media_id: str, corp: str, extra: str = "") -> str:
@@ -28,20 +26,15 @@ def media_message(kind: str, user: str, media_id: str, corp: str, extra: str = "
     )
 
 
-async def say(daemon: DaemonRunner, user: str, text: str) -> None:
-    await daemon.ask(user, text, next(MSG_IDS))
-    await daemon.idle()
-
-
 async def test_image_generation_uploads_and_sends_an_image(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
     settings = make_settings(tmp_path, wecom, model, max_request=1, sensitive_words=["机密"])
     async with DaemonRunner(settings) as daemon:
-        await say(daemon, "u1", "#图片")
+        await daemon.say("u1", "#图片")
         assert "用法" in wecom.texts_to("u1")[-1]
-        await say(daemon, "u1", "#图片 机密文件")
+        await daemon.say("u1", "#图片 机密文件")
         assert "不允许的词" in wecom.texts_to("u1")[-1]
-        await say(daemon, "u1", "#图片 一只在月球上看书的橘猫")
-        await say(daemon, "u1", "#图片 再来一张")  # over the quota of 1
+        await daemon.say("u1", "#图片 一只在月球上看书的橘猫")
+        await daemon.say("u1", "#图片 再来一张")  # over the quota of 1
     (generation,) = [r for r in model.requests if r.kind == "image"]
     assert generation.json["prompt"] == "一只在月球上看书的橘猫"
     assert generation.json["model"] == "dall-e-3" and generation.json["size"] == "1024x1024"
@@ -55,7 +48,7 @@ async def test_image_generation_uploads_and_sends_an_image(tmp_path: Path, wecom
 
 async def test_image_refused_by_the_content_policy(daemon: DaemonRunner, wecom: FakeWeCom, model: FakeModel) -> None:
     model.fail(400, body={"error": {"code": "content_policy_violation", "message": "rejected"}})
-    await say(daemon, "u1", "#图片 不合适的东西")
+    await daemon.say("u1", "#图片 不合适的东西")
     assert "内容审核" in wecom.texts_to("u1")[-1]
     assert wecom.requests_to("/cgi-bin/media/upload") == []
 
@@ -63,10 +56,10 @@ async def test_image_refused_by_the_content_policy(daemon: DaemonRunner, wecom: 
 async def test_history_link_for_admins(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
     settings = make_settings(tmp_path, wecom, model, admin_users=["boss"], service_url="https://bot.example.com")
     async with DaemonRunner(settings) as daemon:
-        await say(daemon, "alice", "今天天气怎么样")
-        await say(daemon, "eve", "#查对话 username:alice")
+        await daemon.say("alice", "今天天气怎么样")
+        await daemon.say("eve", "#查对话 username:alice")
         assert wecom.texts_to("eve")[-1] == "只有管理员可以使用这个命令。"
-        await say(daemon, "boss", "#查对话 username:alice")
+        await daemon.say("boss", "#查对话 username:alice")
         reply = wecom.texts_to("boss")[-1]
         match = re.search(r"https://bot\.example\.com(/history/\S+)", reply)
         assert match, reply
@@ -81,7 +74,7 @@ async def test_history_link_for_admins(tmp_path: Path, wecom: FakeWeCom, model: 
 async def test_history_link_needs_service_url(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
     settings = make_settings(tmp_path, wecom, model, admin_users=["boss"])
     async with DaemonRunner(settings) as daemon:
-        await say(daemon, "boss", "#查对话 alice")
+        await daemon.say("boss", "#查对话 alice")
     assert "service_url" in wecom.texts_to("boss")[-1]
 
 
@@ -120,8 +113,8 @@ async def test_picture_then_question_goes_to_the_vision_model(
         assert await daemon.post(daemon.signer.message(message)) == (200, "")
         await daemon.idle()
         assert "收到图片" in wecom.texts_to("u1")[-1]
-        await say(daemon, "u1", "图里有什么")
-        await say(daemon, "u1", "再说一遍")  # the picture was used once; this goes to the text model
+        await daemon.say("u1", "图里有什么")
+        await daemon.say("u1", "再说一遍")  # the picture was used once; this goes to the text model
     vision, text = [r for r in model.requests if r.kind == "chat"]
     assert vision.json["model"] == "gpt-4o" and vision.last_user_text == "图里有什么"
     assert vision.images == ["data:image/png;base64," + base64.b64encode(png).decode()]
@@ -190,7 +183,7 @@ async def test_censoring_never_pushes_a_streamed_part_over_the_limit(
     model.set_reply("\n".join(["sb.append(x); sb.append(y); sb.append(z);"] * 200))
     model.set_stream(chunk_chars=50)
     async with DaemonRunner(settings) as daemon:
-        await say(daemon, "u1", "写段 Java")
+        await daemon.say("u1", "写段 Java")
     texts = wecom.texts_to("u1")
     assert len(texts) > 1 and all(len(t.encode()) <= 2048 for t in texts)
     assert "sb" not in "".join(texts)

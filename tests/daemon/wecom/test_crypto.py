@@ -20,6 +20,7 @@ from chatgpt_wecom.daemon.wecom.crypto import (
     signature,
     verify_signature,
 )
+from tests.wecom_vectors import A2_PLAINTEXT, B2_PLAINTEXT
 
 # --- Known-answer vectors, verbatim from wecom-protocol.md §3 ---
 
@@ -62,26 +63,11 @@ A2_ENCRYPT = (
     "3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVK"
     "n28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q=="
 )
-A2_PLAINTEXT = (
-    "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n"
-    "<FromUserName><![CDATA[mycreate]]></FromUserName>\n"
-    "<CreateTime>1409659813</CreateTime>\n"
-    "<MsgType><![CDATA[text]]></MsgType>\n"
-    "<Content><![CDATA[hello]]></Content>\n"
-    "<MsgId>4561255354251345929</MsgId>\n"
-    "<AgentID>218</AgentID>\n"
-    "</xml>"
-)
 B2_ENCRYPT = (
     "Kl7kjoSf6DMD1zh7rtrHjFaDapSCkaOnwu3bqLc5tAybhhMl9pFeK8NslNPVdMwmBQTNoW4mY7AIjeLvEl3NyeTkAgGzBhzTtRLNsh"
     "w2AEew+kkYcD+Fq72Kt00fT0WnN87hGrW8SqGc+NcT3mu87Ha3dz1pSDi6GaUA6A0sqfde0VJPQbZ9U+3JWcoD4Z5jaU0y9GSh010w"
     "sHF8KZD24YhmZH4ch4Ka7ilEbjbfvhKkNL65HHL0J6EYJIZUC2pFrdkJ7MhmEbU2qARR4iQHE7wy24qy0cRX3Mfp6iELcDNfSsPGjU"
     "QVDGxQDCWjayJOpcwocugux082f49HKYg84EpHSGXAyh+/oxwaWbvL6aSDPOYuPDGOCI8jmnKiypE+"
-)
-B2_PLAINTEXT = (
-    "<xml><ToUserName>ww1436e0e65a779aee</ToUserName><FromUserName>ChenJiaShun</FromUserName>"
-    "<CreateTime>1476422779</CreateTime><MsgType>text</MsgType><Content>你好</Content>"
-    "<MsgId>1456453720</MsgId><AgentID>1000002</AgentID></xml>"
 )
 
 POST_VECTORS: dict[str, dict[str, str]] = {
