@@ -12,17 +12,20 @@ Endpoints (under ``base_url``, which includes the optional mount ``prefix``):
   ``agentid`` must match (else 301002), ``touser`` must name someone (else 81013; with ``users`` given, only
   those are valid and the others come back in ``invaliduser``). text/markdown content must be non-empty
   (44004) and at most 2048 UTF-8 bytes (45002); image/voice/video/file need a known media_id (40007); other
-  msgtypes are 40008. Accepted bodies land in :attr:`FakeWeCom.sent`. ``enable_duplicate_check`` is *not*
-  emulated: every accepted send is recorded, so double sends stay visible.
+  msgtypes are 40008. Accepted bodies land in :attr:`FakeWeCom.sent` — what the users read. Like WeCom, it
+  answers ok but drops (records in :attr:`dropped`, not in ``sent``): a body with ``enable_duplicate_check: 1``
+  whose JSON equals one delivered within its ``duplicate_check_interval`` (counted in ``duplicates_dropped``),
+  and a message to a member beyond ``member_rates`` (WeCom: 30 a minute, 1,000 an hour per member per app).
 * ``POST /cgi-bin/media/upload?type=`` — multipart field ``media`` with a filename (else 41005), non-empty
   (44001), within the type's size limit (45001); ``type`` one of image/voice/video/file (40004).
 * ``GET /cgi-bin/media/get?media_id=`` — the bytes of uploaded media or media added with :meth:`add_media`,
   or JSON 40007.
 
 Scripting: :meth:`fail` queues failures for a path, :meth:`fail_when` fails the requests a predicate picks
-until :meth:`clear_failures`, :meth:`set_delay` slows a path down, and :meth:`expire_tokens` makes every
-issued token answer 42001. A request whose client hangs up during a delay is recorded but not processed
-(its ``status`` stays None), like a timed-out call that never reached WeCom.
+until :meth:`clear_failures`, :meth:`set_delay` slows a path down, :meth:`lose_replies` processes requests and
+then loses the answer (a proxy's 502 after forwarding, or a reply slower than the client waits), and
+:meth:`expire_tokens` makes every issued token answer 42001. A request whose client hangs up during a delay is
+recorded but not processed (its ``status`` stays None), like a timed-out call that never reached WeCom.
 
 Waiting: :meth:`wait_for` / :meth:`wait_for_sent` wake up on every request the fake receives or answers
 (and re-check every ``RECHECK`` seconds for predicates about other state), returning as soon as the
@@ -64,6 +67,7 @@ SEND: Final = "/cgi-bin/message/send"
 UPLOAD: Final = "/cgi-bin/media/upload"
 GET_MEDIA: Final = "/cgi-bin/media/get"
 TEXT_LIMIT: Final = 2048  # bytes of UTF-8, for text and markdown content
+MEMBER_RATES: Final = ((30, 60.0), (1000, 3600.0))  # (messages, seconds) per member per app; beyond: dropped
 MEDIA_LIMITS: Final = {"image": 10 << 20, "voice": 2 << 20, "video": 10 << 20, "file": 20 << 20}
 
 ERRMSGS: Final[dict[int, str]] = {
@@ -129,6 +133,12 @@ class _Failure:
 
 
 @dataclass
+class _LostReply:
+    how: str  # "502": the answer becomes a proxy's 502; "slow": no answer until the client hangs up
+    times: int
+
+
+@dataclass
 class _Part:
     filename: str | None
     content_type: str
@@ -147,6 +157,7 @@ class FakeWeCom:
         prefix: str = "",
         token_ttl: float = 7200.0,
         users: Iterable[str] | None = None,
+        member_rates: Iterable[tuple[int, float]] = MEMBER_RATES,
     ) -> None:
         self.corp_id = corp_id
         self.secret = secret
@@ -156,12 +167,17 @@ class FakeWeCom:
         self.users: set[str] | None = set(users) if users is not None else None
         self.requests: list[RecordedRequest] = []
         self.sent: list[dict[str, Any]] = []
+        self.dropped: list[dict[str, Any]] = []  # answered ok, never shown: duplicates and over-rate messages
+        self.duplicates_dropped = 0
+        self.member_rates = tuple(member_rates)
+        self._delivered: list[tuple[float, dict[str, Any]]] = []  # (monotonic time, body) of every message in `sent`
         self.media: dict[str, StoredMedia] = {}
         self.token_fetches = 0  # gettoken requests received, scripted failures and errors included
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self._failures: dict[str, collections.deque[_Failure]] = collections.defaultdict(collections.deque)
         self._rules: list[tuple[str, Callable[[RecordedRequest], bool], _Failure]] = []
         self._delays: dict[str, float] = {}
+        self._lost: dict[str, collections.deque[_LostReply]] = collections.defaultdict(collections.deque)
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -241,6 +257,14 @@ class FakeWeCom:
         """Forget queued :meth:`fail` answers and :meth:`fail_when` rules ("WeCom is back"); delays stay."""
         self._failures.clear()
         self._rules.clear()
+
+    def lose_replies(self, path: str, *, times: int = 1, how: str = "502") -> None:
+        """Process the next ``times`` requests to ``path`` as usual, then lose the answer: ``how="502"`` answers
+        HTTP 502 instead (a proxy whose upstream reply was lost), ``"slow"`` holds the answer until the client
+        hangs up (a reply slower than the client's timeout)."""
+        if how not in ("502", "slow"):
+            raise ValueError("how is '502' or 'slow'")
+        self._lost[path].append(_LostReply(how, times))
 
     def set_delay(self, path: str, seconds: float) -> None:
         """Wait ``seconds`` before answering every request to ``path`` (0 removes the delay)."""
@@ -336,6 +360,8 @@ class FakeWeCom:
                 if request.transport is None or request.transport.is_closing():
                     return web.Response(status=499)  # the client hung up: not processed
             response = self._failure(rec, failure, request) if failure else self._dispatch(rec, request)
+            if (lost := self._next_lost(rec.path)) is not None:
+                response = await self._lose(lost, request)
             rec.status = response.status
             return response
         finally:
@@ -347,6 +373,21 @@ class FakeWeCom:
             queue[0].times -= 1
             return queue[0] if queue[0].times > 0 else queue.popleft()
         return next((f for path, match, f in self._rules if path == rec.path and match(rec)), None)
+
+    def _next_lost(self, path: str) -> _LostReply | None:
+        queue = self._lost[path]
+        if not queue:
+            return None
+        queue[0].times -= 1
+        return queue[0] if queue[0].times > 0 else queue.popleft()
+
+    async def _lose(self, lost: _LostReply, request: web.Request) -> web.Response:
+        if lost.how == "slow":
+            while request.transport is not None and not request.transport.is_closing() and not self._closing.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), RECHECK)
+            return web.Response(status=499)
+        return web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -417,9 +458,28 @@ class FakeWeCom:
                 return self._error(rec, request, 40007)
         else:
             return self._error(rec, request, 40008)
-        self.sent.append(msg)
+        if self._drops(msg, valid):
+            self.dropped.append(msg)
+        else:
+            self.sent.append(msg)
+            self._delivered.append((time.monotonic(), msg))
         invalid = "|".join(u for u in recipients if u not in valid)
         return self._ok(rec, errmsg="ok", invaliduser=invalid, msgid=f"fake-msgid-{len(self.sent)}")
+
+    def _drops(self, msg: dict[str, Any], recipients: list[str]) -> bool:
+        """WeCom's silent drops: a duplicate (the same JSON within its interval) or a member over the rate."""
+        now = time.monotonic()
+        if msg.get("enable_duplicate_check") == 1:
+            interval = float(msg.get("duplicate_check_interval", 1800))
+            if any(body == msg and now - at < interval for at, body in self._delivered):
+                self.duplicates_dropped += 1
+                return True
+        for count, seconds in self.member_rates:
+            for user in recipients:
+                recent = sum(now - at < seconds and user in str(b["touser"]).split("|") for at, b in self._delivered)
+                if recent >= count:
+                    return True
+        return False
 
     def _upload(self, rec: RecordedRequest, request: web.Request) -> web.Response:
         kind = rec.query.get("type", "")

@@ -9,6 +9,16 @@ Every failure is a :class:`WeComAPIError` subclass telling the caller what to do
 * :class:`WeComConfigError` — the operator must fix something (``hint`` says what); never retried.
 * :class:`WeComRejectedError` — this request will never succeed; give up on it.
 * :class:`WeComUnavailableError` — WeCom could not be reached or was busy; retries ran out, try again later.
+* :class:`WeComRateLimitedError` — 45009/45033, "slow down": not retried here (WeCom blocks the caller for the
+  window that was exceeded, 60 s or an hour), so the caller backs off as a whole instead of hammering.
+
+Duplicate checking (``message/send``, doc 90236): with ``enable_duplicate_check: 1`` WeCom drops a message whose
+request JSON equals one it accepted within ``duplicate_check_interval`` seconds. What this client relies on: every
+send carries the check, the body is serialized once per call, so every try of one call — inner retries included —
+is the same bytes; the caller passes the interval, and keeps it (and the content, and a media_id) the same across
+restarts for one part, so a resend after a lost reply is dropped by WeCom instead of shown twice. Two different
+parts with equal text must not be dropped as duplicates of each other: the caller gives them different intervals,
+which makes their JSON differ (see ``pipeline/delivery.py``).
 
 Exception texts and log lines never contain the access_token or the secret.
 """
@@ -29,13 +39,17 @@ import aiohttp
 
 __all__ = [
     "DEFAULT_RETRY",
+    "DUPLICATE_CHECK_INTERVAL",
     "ERR_NOT_WECOM",
     "ERR_TRANSPORT",
+    "MAX_DUPLICATE_CHECK_INTERVAL",
+    "MEMBER_RATES",
     "RetryPolicy",
     "TokenState",
     "WeComAPIError",
     "WeComClient",
     "WeComConfigError",
+    "WeComRateLimitedError",
     "WeComRejectedError",
     "WeComUnavailableError",
 ]
@@ -45,7 +59,12 @@ log = logging.getLogger(__name__)
 ERR_TRANSPORT: Final = -2  # our errcode for HTTP errors, timeouts, connection errors and unreadable bodies
 ERR_NOT_WECOM: Final = -3  # our errcode for an HTTP 4xx without JSON: api_base is not WeCom (or its proxy)
 _TOKEN_INVALID: Final = frozenset({40014, 42001})
-_TRANSIENT: Final = frozenset({-1, 45009, 45033})
+_TRANSIENT: Final = frozenset({-1})
+_RATE_LIMITED: Final = frozenset({45009, 45033})
+MAX_DUPLICATE_CHECK_INTERVAL: Final = 4 * 3600  # seconds; WeCom's documented maximum
+DUPLICATE_CHECK_INTERVAL: Final = 1800  # seconds; WeCom's documented default
+# "每应用对同一个成员不可超过30次/分钟，1000次/小时，超过部分会被丢弃不下发" (doc 90236): (messages, seconds)
+MEMBER_RATES: Final = ((30, 60.0), (1000, 3600.0))
 _HINTS: Final[dict[int, str]] = {
     40001: "wrong corp_id/agent_secret pair: agent_secret must be the app's Secret (应用管理 → app → Secret)",
     40091: "wrong corp_id/agent_secret pair: agent_secret must be the app's Secret (应用管理 → app → Secret)",
@@ -86,6 +105,10 @@ class WeComRejectedError(WeComAPIError):
 
 class WeComUnavailableError(WeComAPIError):
     """WeCom was unreachable, failing or busy, and the retries ran out; the request may succeed later."""
+
+
+class WeComRateLimitedError(WeComUnavailableError):
+    """45009/45033: WeCom says slow down. Raised at once (no inner retry): the caller pauses as a whole."""
 
 
 class _TokenInvalid(WeComAPIError):
@@ -134,7 +157,7 @@ class _Call:
     method: str
     api: str  # e.g. "message/send"
     params: dict[str, str] = field(default_factory=dict)
-    json: dict[str, Any] | None = None
+    body: bytes | None = None  # a JSON body, serialized once: every try sends the same bytes
     upload: tuple[bytes, str, str] | None = None  # (data, filename, content type) as multipart field "media"
     raw: bool = False  # a media download: a 200 answer that is not a JSON error is the media itself
 
@@ -238,21 +261,30 @@ class WeComClient:
         )
 
     # --- API calls --------------------------------------------------------------------------------
-    async def send_message(self, user: str, content: str, *, markdown: bool, duplicate_check: bool = False) -> str:
-        """Send a text or markdown app message to ``user`` ("a|b" for several); returns the msgid or ""."""
+    async def send_message(
+        self, user: str, content: str, *, markdown: bool, duplicate_check_interval: int = DUPLICATE_CHECK_INTERVAL
+    ) -> str:
+        """Send a text or markdown app message to ``user`` ("a|b" for several); returns the msgid or "".
+
+        WeCom drops it if an equal request (same JSON, interval included) was accepted within
+        ``duplicate_check_interval`` seconds: resend a part with the same interval, give distinct parts distinct ones.
+        """
         msgtype = "markdown" if markdown else "text"
-        return await self._send(user, msgtype, {"content": content}, duplicate_check)
+        return await self._send(user, msgtype, {"content": content}, duplicate_check_interval)
 
-    async def send_image(self, user: str, media_id: str) -> str:
+    async def send_image(
+        self, user: str, media_id: str, *, duplicate_check_interval: int = DUPLICATE_CHECK_INTERVAL
+    ) -> str:
         """Send an uploaded image (see :meth:`upload_media`) to ``user``; returns the msgid or ""."""
-        return await self._send(user, "image", {"media_id": media_id}, duplicate_check=False)
+        return await self._send(user, "image", {"media_id": media_id}, duplicate_check_interval)
 
-    async def _send(self, user: str, msgtype: str, payload: dict[str, str], duplicate_check: bool) -> str:
+    async def _send(self, user: str, msgtype: str, payload: dict[str, str], interval: int) -> str:
+        if not 0 < interval <= MAX_DUPLICATE_CHECK_INTERVAL:
+            raise ValueError(f"duplicate_check_interval must be 1..{MAX_DUPLICATE_CHECK_INTERVAL} s, not {interval}")
         body: dict[str, Any] = {"touser": user, "msgtype": msgtype, "agentid": self._agent_id}
-        body |= {msgtype: payload, "safe": 0}
-        if duplicate_check:
-            body |= {"enable_duplicate_check": 1, "duplicate_check_interval": 1800}
-        data = (await self._call(_Call("POST", "message/send", json=body))).data
+        body |= {msgtype: payload, "safe": 0, "enable_duplicate_check": 1, "duplicate_check_interval": interval}
+        call = _Call("POST", "message/send", body=json.dumps(body).encode())
+        data = (await self._call(call)).data
         if data.get("invaliduser"):
             log.warning("WeCom message/send: some recipients are invalid: %s", data["invaliduser"])
         return str(data.get("msgid") or "")
@@ -292,6 +324,9 @@ class WeComClient:
         for attempt in range(1, self._retry.attempts + 1):
             try:
                 return await self._once(call)
+            except WeComRateLimitedError as exc:
+                log.warning("%s; WeCom asks to slow down", exc)
+                raise
             except WeComUnavailableError as exc:
                 if attempt == self._retry.attempts:
                     log.warning("%s; giving up after %d attempts", exc, attempt)
@@ -319,9 +354,10 @@ class WeComClient:
             form.add_field("media", media, filename=filename, content_type=media_type)
         timeout = aiohttp.ClientTimeout(total=self._retry.timeout)
         url = self.url(call.api)
+        headers = {"Content-Type": "application/json"} if call.body is not None else None
         try:
             async with self._session.request(
-                call.method, url, params=call.params, json=call.json, data=form, timeout=timeout
+                call.method, url, params=call.params, data=form or call.body, headers=headers, timeout=timeout
             ) as resp:
                 status, content_type, body = resp.status, resp.content_type, await resp.read()
         except TimeoutError:
@@ -353,6 +389,8 @@ class WeComClient:
             return _TokenInvalid(errcode, errmsg, api=call.api)
         if errcode in _HINTS:
             return WeComConfigError(errcode, errmsg, api=call.api)
+        if errcode in _RATE_LIMITED:
+            return WeComRateLimitedError(errcode, errmsg, api=call.api)
         if errcode == ERR_TRANSPORT or errcode in _TRANSIENT:
             return WeComUnavailableError(errcode, errmsg, api=call.api)
         return WeComRejectedError(errcode, errmsg, api=call.api)
