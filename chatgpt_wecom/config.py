@@ -148,6 +148,13 @@ class Settings(BaseSettings):
     azure_speech_deployment: str = Field("", description="Azure deployment for speech-to-text (with azure_on).")
     azure_vision_deployment: str = Field("", description="Azure deployment for image messages (with azure_on).")
     history_link_hours: float = Field(24.0, gt=0, le=24 * 30, description="Hours a #查对话 history link stays valid.")
+    max_answer_parts: int = Field(
+        20,
+        ge=2,
+        le=100,
+        description="Messages one answer may take (WeCom shows a member at most 30 a minute); past that the last "
+        "one says the answer was cut and links to the whole of it (with service_url).",
+    )
     model_timeout: float = Field(
         120.0,
         gt=0,

@@ -24,6 +24,7 @@ from chatgpt_wecom.daemon.llm import ModelClient
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 from chatgpt_wecom.daemon.pipeline.live_policy import LivePolicy
+from chatgpt_wecom.daemon.pipeline.pacing import Pacer, Rate
 from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.rich import RichMedia
 from chatgpt_wecom.daemon.pipeline.worker import Worker
@@ -35,7 +36,7 @@ from chatgpt_wecom.daemon.store.outbox import OutboxStore
 from chatgpt_wecom.daemon.store.policy import PolicyStore, audit
 from chatgpt_wecom.daemon.store.usage import UsageStore
 from chatgpt_wecom.daemon.web.links import LinkSigner, history_url
-from chatgpt_wecom.daemon.wecom.api import RetryPolicy, WeComClient, WeComConfigError
+from chatgpt_wecom.daemon.wecom.api import MEMBER_RATES, RetryPolicy, WeComClient, WeComConfigError
 from chatgpt_wecom.daemon.wecom.crypto import WeComCrypto
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,11 @@ RELOADABLE = frozenset({
     "log_level", "session_timeout", "max_question_len", "max_answer_len", "max_text", "default_mode",
     "max_request", "allow_users", "deny_users", "vip_users", "admin_users", "sensitive_words", "help",
     "deny_reply", "pause_notice", "reply_format", "timezone", "service_url", "stream_answers",
-    "history_link_hours",
+    "history_link_hours", "max_answer_parts",
 })  # fmt: skip
+
+
+CONFIG_ERROR_REPEAT = 300.0  # seconds: a configuration error already reported is reported again at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class Tuning:
     shutdown_grace: float = 20.0
     wecom_retry: RetryPolicy = field(default_factory=RetryPolicy)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    member_rates: tuple[Rate, ...] = tuple(Rate(n, s) for n, s in MEMBER_RATES)  # WeCom's, per member per app
     clock: Callable[[], float] = time.time  # "now" for received messages, quotas and usage
 
 
@@ -76,6 +81,7 @@ class Services:
         self.stopping = asyncio.Event()  # set when shutdown begins (event streams end on it)
         self.started_at = time.time()
         self._pause_override: str | None = None
+        self._config_errors: dict[tuple[int, str], tuple[float, int]] = {}  # (errcode, api) -> (reported, since)
         self.bus = EventBus()
         self.crypto = WeComCrypto(
             settings.receive_msg_token.get_secret_value(),
@@ -113,10 +119,12 @@ class Services:
             s, self.conversations, self.usage, self.policy, self.templates, self.model, self.bus,
             self.rich, self.history_reply, t.clock,
         )  # fmt: skip
-        self.deliverer = Deliverer(self.outbox, self.wecom, self.bus, t.delivery)
+        self.deliverer = Deliverer(self.outbox, self.wecom, self.bus, Pacer(t.member_rates), t.delivery)
         self.worker = Worker(
-            self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus, reply_format=s.reply_format
-        )
+            self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus,
+            reply_format=s.reply_format, max_parts=s.max_answer_parts, answer_link=self.history_link,
+            link_hours=s.history_link_hours,
+        )  # fmt: skip
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
         self.history = HistoryStore(self.db)
         paused = await self.history.get_state("paused")
@@ -128,6 +136,7 @@ class Services:
 
     async def requeue_unfinished(self) -> int:
         """Queue every message accepted before a stop and not finished; returns how many."""
+        await self.deliverer.resume()  # sends made before the stop still count against each member's pace
         rows = await self.inbox.open_rows()
         for row in rows:
             self.dispatcher.submit(row.user_id, row.id)
@@ -163,6 +172,8 @@ class Services:
         if self.responder.paused_notice is not None:
             self.responder.paused_notice = self._pause_override or self.settings.pause_notice
         self.worker.reply_format = self.settings.reply_format
+        self.worker.max_parts = self.settings.max_answer_parts
+        self.worker.link_hours = self.settings.history_link_hours
         logging.getLogger().setLevel(self.settings.log_level.upper())
         applied = await self.policy.apply_config(self.settings)
         log.info("reload: applied %s", ", ".join(sorted(live)) or "no changed keys")
@@ -171,13 +182,17 @@ class Services:
         self.bus.publish("config.reloaded", changed=sorted(live), restart_needed=needs_restart)
         return sorted(live), needs_restart
 
-    def history_reply(self, user: str) -> str | None:
-        """The #查对话 reply: a signed, expiring link to `user`'s history page; None without service_url."""
+    def history_link(self, user: str) -> str | None:
+        """A signed, expiring link to `user`'s history page; None without service_url."""
         s = self.settings
         if not s.service_url:
             return None
-        url = history_url(s.service_url, self.links.token(user, ttl=s.history_link_hours * 3600))
-        return replies.history_link(user, url, s.history_link_hours)
+        return history_url(s.service_url, self.links.token(user, ttl=s.history_link_hours * 3600))
+
+    def history_reply(self, user: str) -> str | None:
+        """The #查对话 reply: a signed, expiring link to `user`'s history page; None without service_url."""
+        url = self.history_link(user)
+        return None if url is None else replies.history_link(user, url, self.settings.history_link_hours)
 
     # --- operator actions (the control API calls these) ----------------------------------------------
     async def pause(self, notice: str | None, actor: str) -> None:
@@ -268,8 +283,17 @@ class Services:
         return protocol.Quotas(day=day, limit=s.max_request, timezone=s.timezone, users=users)
 
     def _wecom_config_error(self, exc: WeComConfigError) -> None:
-        log.error("wecom: %s — %s", exc, exc.hint)
-        self.bus.publish("error", source="wecom", errcode=exc.errcode, error=str(exc), hint=exc.hint)
+        """Report a WeCom configuration error once, then again every few minutes with how often it recurred —
+        every part of every answer meets the same wrong setting until the operator fixes it."""
+        key, now = (exc.errcode, exc.api), time.monotonic()
+        reported, since = self._config_errors.get(key, (None, 0))
+        if reported is not None and now - reported < CONFIG_ERROR_REPEAT:
+            self._config_errors[key] = (reported, since + 1)
+            return
+        again = f" (it recurred {since} more times in the last {now - reported:.0f} s)" if reported and since else ""
+        log.error("wecom: %s — %s%s", exc, exc.hint, again)
+        self.bus.publish("error", source="wecom", errcode=exc.errcode, error=str(exc) + again, hint=exc.hint)
+        self._config_errors[key] = (now, 0)
 
     async def drain(self) -> None:
         """Start no new message; let those in progress finish within the grace period (the rest resume later)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatgpt_wecom.protocol import Event
+from chatgpt_wecom.tui.formats import duration
 
 LIMIT = 500  # rows kept; older ones are evicted
 
@@ -116,9 +117,12 @@ def _apply(row: LiveRow, kind: str, data: dict[str, Any]) -> None:
         row.parts = _int(data.get("parts")) or 0
         row.state = "answered"
     elif kind == "delivery.sent":
-        row.sent += 1
+        row.sent += _int(data.get("parts")) or 1  # queued parts of one answer may go out as one message
         if row.state != "failed":
             row.state = "sent" if row.sent >= row.parts else f"sent {row.sent}/{row.parts}"
+    elif kind == "delivery.waiting":  # paced, not failed: WeCom drops what exceeds its per-member rate
+        if row.state != "failed":
+            row.state = f"waiting {duration(_number(data.get('seconds')) or 0)}"
     elif kind == "delivery.failed":
         row.error = str(data.get("error", ""))
         row.state = "failed" if data.get("final") else "retrying"

@@ -92,7 +92,8 @@ async def test_a_burst_of_events_is_coalesced_and_the_ui_stays_responsive(daemon
         page = live_page(app)
         table = page.query_one(DataTable)
         async with ControlClient(daemon.settings.socket_path) as client:
-            burst = asyncio.gather(*(client.playground(f"u{n % 7}", f"burst {n}") for n in range(300)))
+            # 15 members, 20 messages each: within WeCom's 30 a minute per member, so nothing waits on the pace
+            burst = asyncio.gather(*(client.playground(f"u{n % 15}", f"burst {n}") for n in range(300)))
             await pilot.press("2")  # keys are handled while events pour in
             await wait_for(pilot, lambda: app.current_mode == "users", "the Users page during the burst")
             await pilot.press("1")

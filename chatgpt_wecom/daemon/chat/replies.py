@@ -38,6 +38,16 @@ def answer_cut_off() -> str:
     return "（回答中断：模型暂时没有回应，以上是已生成的部分。请稍后重试。）"
 
 
+def internal_error() -> str:
+    return "抱歉，处理这条消息时出错了，已记录下来交给管理员。请稍后再试。"
+
+
+def answer_truncated(url: str | None, hours: float) -> str:
+    if url is None:
+        return "（回答太长，后面的部分没有发出。请让我分几次回答，或把问题问得更具体。）"
+    return f"（回答太长，后面的部分没有发出。完整回答见下面的链接，{hours:g} 小时内有效，请勿转发：）\n\n{url}"
+
+
 def context_too_long() -> str:
     return "这个问题对模型来说太长了，请缩短后再试。"
 

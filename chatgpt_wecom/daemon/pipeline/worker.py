@@ -9,6 +9,10 @@ Each step is recorded, so the work resumes where it stopped after a crash:
 
 While an answer streams, each part the responder emits is stored at once and a courier task sends it, so the
 user reads the first paragraph while the model is still writing the rest.
+
+One answer sends at most `max_parts` messages: past that, the last one says the answer was too long and links to
+the whole of it (a signed history link, where `service_url` is set). A failure this module did not foresee ends in
+an apology to the user and an `error` event for the operator — never in a message that silently waits.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.control.bus import EventBus, preview
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
+from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT, split_message
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
@@ -62,6 +68,19 @@ class _Courier:
         self._task.cancel()
 
 
+class _PartBudget:
+    """Counts the parts of one answer; past `limit - 1` content parts it keeps no more and remembers the cut."""
+
+    def __init__(self, limit: int) -> None:
+        self._room = max(1, limit - 1)  # the last message is kept for the note that the answer was cut
+        self.cut = False
+
+    def take(self, parts: list[str]) -> list[str]:
+        kept, self._room = parts[: self._room], max(0, self._room - len(parts))
+        self.cut = self.cut or len(kept) < len(parts)
+        return kept
+
+
 class Worker:
     def __init__(
         self,
@@ -73,6 +92,9 @@ class Worker:
         bus: EventBus,
         *,
         reply_format: str,
+        max_parts: int,
+        answer_link: Callable[[str], str | None],
+        link_hours: float,
     ) -> None:
         self._db = db
         self._inbox = inbox
@@ -80,7 +102,10 @@ class Worker:
         self._responder = responder
         self._deliverer = deliverer
         self._bus = bus
-        self.reply_format = reply_format  # replaced on reload
+        self.reply_format = reply_format  # these three are replaced on reload
+        self.max_parts = max_parts
+        self.link_hours = link_hours
+        self._answer_link = answer_link  # a signed link to a user's history, or None without service_url
 
     async def process(self, inbox_id: int) -> None:
         row = await self._inbox.get(inbox_id)
@@ -88,10 +113,15 @@ class Worker:
             return
         if row.state == "pending":
             streamed = await self._outbox.stored(row.id)
-            if streamed:
-                await self._interrupted(row, streamed)
-            else:
-                await self._answer(row)
+            try:
+                if streamed:
+                    await self._interrupted(row, streamed)
+                else:
+                    await self._answer(row)
+            except (Postponed, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                await self._failed(row, exc)
         await self._deliverer.deliver(row.id)
         await self._inbox.mark_done(row.id)
         self._bus.publish("message.done", user=row.user_id, inbox_id=row.id)
@@ -99,10 +129,13 @@ class Worker:
     async def _answer(self, row: InboxRow) -> None:
         emitted = 0
         courier: _Courier | None = None
+        budget = _PartBudget(self.max_parts)
 
         async def emit(part: str) -> None:
             nonlocal emitted, courier
-            pieces = split_message(part, WECOM_TEXT_LIMIT)  # censoring (🚫 is 4 bytes) may have grown it
+            pieces = budget.take(split_message(part, WECOM_TEXT_LIMIT))  # censoring (🚫 is 4 bytes) may grow it
+            if not pieces:
+                return
             async with self._db.tx() as conn:
                 await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, pieces, start=emitted)
             emitted += len(pieces)
@@ -111,7 +144,11 @@ class Worker:
 
         try:
             outcome = await self._responder.respond(row, emit)
-            parts = split_message(outcome.text, WECOM_TEXT_LIMIT)
+            parts = budget.take(split_message(outcome.text, WECOM_TEXT_LIMIT))
+            if budget.cut:
+                parts.append(replies.answer_truncated(self._answer_link(row.user_id), self.link_hours))
+                log.info("pipeline: the answer to message %d of %s was cut at %d parts", row.id, row.user_id,
+                         self.max_parts)  # fmt: skip
             async with self._db.tx() as conn:
                 if outcome.clear_context:
                     await ConversationStore.clear_context(conn, row.user_id)
@@ -147,6 +184,27 @@ class Worker:
         async with self._db.tx() as conn:
             await ConversationStore.add_exchange(conn, row.id, exchange)
             note = [replies.answer_interrupted()]
-            await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, note, start=len(streamed))
+            start = await OutboxStore.next_part(conn, row.id)
+            await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, note, start=start)
             await InboxStore.set_state(conn, row.id, "answered")
         self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(partial))
+
+    async def _failed(self, row: InboxRow, exc: Exception) -> None:
+        """Something unforeseen broke while answering: apologise once, record the error, tell the operator."""
+        log.exception("pipeline: message %d of %s failed; the user gets an apology", row.id, row.user_id)
+        self._bus.publish("error", source="pipeline", user=row.user_id, inbox_id=row.id, error=repr(exc))
+        current = await self._inbox.get(row.id)
+        if current is None or current.state != "pending":
+            return  # the answer was stored before the failure: delivery goes on
+        partial = "\n\n".join(await self._outbox.stored(row.id)) or None
+        exchange = Exchange(
+            user_id=row.user_id, mode="", question=row.content, answer=partial, asked_at=row.received_at,
+            answered_at=time.time(), error=f"internal error: {exc!r}", in_context=False,
+        )  # fmt: skip
+        async with self._db.tx() as conn:
+            await ConversationStore.add_exchange(conn, row.id, exchange)
+            start = await OutboxStore.next_part(conn, row.id)
+            apology = [replies.internal_error()]
+            await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, apology, start=start)
+            await InboxStore.set_state(conn, row.id, "answered")
+        self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=apology[0])

@@ -1,14 +1,18 @@
 """The outbox: the parts of each reply, and whether each reached WeCom.
 
 A part is `pending` until sent; `sending` while a request is in flight (so a restart knows the part may already
-have arrived and asks WeCom to drop a duplicate); `sent` or `failed` at the end.
+have arrived); `sent` or `failed` at the end; `merged` when, still untried, it was folded into the part before it
+(that part's content then holds both).
+
+Every try of one part is the same request: its duplicate-check interval is chosen once, at the first try, and an
+image part keeps the media_id of its first upload — so WeCom drops a resend of a part that did arrive.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiosqlite
 
@@ -25,6 +29,9 @@ class Part:
     content: str
     state: str
     attempts: int
+    dup_interval: int | None = None  # set at the first try, kept for every later one
+    media_id: str | None = None  # an image part's upload, reused while it is valid
+    media_at: float | None = None
 
 
 class OutboxStore:
@@ -48,21 +55,71 @@ class OutboxStore:
         )
 
     async def stored(self, inbox_id: int) -> list[str]:
-        """The contents of every part stored for a message, in order (sent or not)."""
-        rows = await self._db.fetchall("SELECT content FROM outbox WHERE inbox_id = ? ORDER BY part", (inbox_id,))
+        """The contents of every part stored for a message, in order (sent or not; merged ones once)."""
+        rows = await self._db.fetchall(
+            "SELECT content FROM outbox WHERE inbox_id = ? AND state != 'merged' ORDER BY part", (inbox_id,)
+        )
         return [r[0] for r in rows]
+
+    @staticmethod
+    async def next_part(conn: aiosqlite.Connection, inbox_id: int) -> int:
+        """The number the next part of a message gets (after every stored one, merged ones included)."""
+        cur = await conn.execute("SELECT COALESCE(MAX(part) + 1, 0) FROM outbox WHERE inbox_id = ?", (inbox_id,))
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def unsent(self, inbox_id: int) -> list[Part]:
         """Parts still to send for one message, in order."""
         rows = await self._db.fetchall(
-            "SELECT id, inbox_id, part, user_id, msg_type, content, state, attempts FROM outbox"
-            " WHERE inbox_id = ? AND state IN ('pending', 'sending') ORDER BY part",
+            "SELECT id, inbox_id, part, user_id, msg_type, content, state, attempts, dup_interval, media_id, media_at"
+            " FROM outbox WHERE inbox_id = ? AND state IN ('pending', 'sending') ORDER BY part",
             (inbox_id,),
         )
         return [Part(*r) for r in rows]
 
-    async def mark_sending(self, part_id: int) -> None:
-        await self._db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?", (part_id,))
+    async def recent_attempts(self, since: float) -> list[tuple[str, float]]:
+        """(user_id, time of the latest try) of every part tried since `since`, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT user_id, attempted_at FROM outbox WHERE attempted_at > ? ORDER BY attempted_at", (since,)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def start_attempt(self, part: Part, now: float, intervals: Sequence[int], window: float) -> Part:
+        """Record a try of `part` (state `sending`) and return it with its duplicate-check interval.
+
+        The first try picks the first of `intervals` that no equal part to the same user tried within `window`
+        seconds uses — two answers with the same text then differ in their request JSON, so WeCom's duplicate
+        check drops neither — and every later try keeps it.
+        """
+        async with self._db.tx() as conn:
+            interval = part.dup_interval
+            if interval is None:
+                cur = await conn.execute(
+                    "SELECT dup_interval FROM outbox WHERE user_id = ? AND attempted_at > ? AND id != ?"
+                    " AND msg_type = ? AND content = ? AND dup_interval IS NOT NULL",
+                    (part.user_id, now - window, part.id, part.msg_type, part.content),
+                )
+                taken = {r[0] for r in await cur.fetchall()}
+                interval = next(i for i in intervals if i not in taken)  # the caller's range outlasts any burst
+            await conn.execute(
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1, attempted_at = ?, dup_interval = ?"
+                " WHERE id = ?",
+                (now, interval, part.id),
+            )
+        return replace(part, state="sending", attempts=part.attempts + 1, dup_interval=interval)
+
+    async def merge(self, head: Part, rest: Sequence[Part], content: str) -> Part:
+        """Fold untried parts `rest` into `head` (untried too): one message instead of several."""
+        async with self._db.tx() as conn:
+            await conn.execute("UPDATE outbox SET content = ? WHERE id = ?", (content, head.id))
+            await conn.executemany(
+                "UPDATE outbox SET state = 'merged', last_error = ? WHERE id = ?",
+                [(f"sent within part {head.part}", p.id) for p in rest],
+            )
+        return replace(head, content=content)
+
+    async def set_media(self, part_id: int, media_id: str, at: float) -> None:
+        await self._db.execute("UPDATE outbox SET media_id = ?, media_at = ? WHERE id = ?", (media_id, at, part_id))
 
     async def mark_sent(self, part_id: int) -> None:
         await self._db.execute(

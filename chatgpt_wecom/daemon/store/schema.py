@@ -97,4 +97,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE users ADD COLUMN pending_image TEXT;
     ALTER TABLE users ADD COLUMN pending_image_at REAL;
     """,
+    # 5: what makes every try of a part the same request (WeCom's duplicate check), and when each part was last
+    #    tried (pacing per member survives a restart); 'merged': a queued part folded into the one before it
+    """
+    ALTER TABLE outbox ADD COLUMN dup_interval INTEGER;  -- duplicate_check_interval of every try of this part
+    ALTER TABLE outbox ADD COLUMN media_id TEXT;         -- an image part's upload, reused by its resends
+    ALTER TABLE outbox ADD COLUMN media_at REAL;         -- when media_id was uploaded (WeCom keeps it 3 days)
+    ALTER TABLE outbox ADD COLUMN attempted_at REAL;     -- wall-clock time of the latest try
+    CREATE INDEX outbox_recent ON outbox(user_id, attempted_at) WHERE attempted_at IS NOT NULL;
+    """,
 )

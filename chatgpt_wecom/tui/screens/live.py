@@ -16,7 +16,10 @@ from chatgpt_wecom.tui.live import LIMIT, LiveLog, LiveRow
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 
 COLUMNS = (("time", 8), ("user", 12), ("question", 28), ("answer", 30), ("state", 8), ("latency", 7), ("tokens", 9))
-STATE_STYLES = {"done": "green", "sent": "green", "failed": "bold red", "error": "red", "retrying": "yellow"}
+STATE_STYLES = {
+    "done": "green", "sent": "green", "failed": "bold red", "error": "red", "retrying": "yellow", "waiting": "yellow",
+}  # fmt: skip
+# A state with a detail ("sent 1/3", "waiting 40s") is styled by its first word.
 
 
 class LiveScreen(OperatorScreen):
@@ -109,7 +112,7 @@ class LiveScreen(OperatorScreen):
             Text(user),
             Text(question),
             Text(fmt.one_line(row.answer or "", 80)),
-            Text(state, STATE_STYLES.get(row.state, "")),
+            Text(state, STATE_STYLES.get(row.state.split(" ", 1)[0], "")),
             Text(fmt.latency(row.latency)),
             Text(fmt.tokens(row.prompt_tokens, row.completion_tokens)),
         )
