@@ -102,7 +102,7 @@ class Worker:
 
         async def emit(part: str) -> None:
             nonlocal emitted, courier
-            pieces = split_message(part, WECOM_TEXT_LIMIT)  # censoring (🚫 is 4 bytes) may have grown it
+            pieces = split_message(part, WECOM_TEXT_LIMIT)  # the note of a voice message may lead the first part
             async with self._db.tx() as conn:
                 await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, pieces, start=emitted)
             emitted += len(pieces)
