@@ -9,7 +9,8 @@ The checks, in order:
   is reported (and never disturbed), a stale socket left by a crash is fine (the daemon replaces it).
 * **wecom** — one `gettoken` call, no retries: a wrong secret (40001) or an untrusted server IP (60020) is named
   with its fix. One attempt only, because WeCom bans an IP for an hour after repeated wrong secrets.
-* **model** — one tiny chat completion (`max_tokens` 5), no retries, timed.
+* **model** — one tiny chat completion (`max_tokens` 5), no retries, timed. Five tokens take about as long as the
+  first, so it gets the time the daemon gives an answer to start (`first_token_timeout`, at most 30 s).
 
 The two network checks run concurrently. No line ever holds a secret: the config errors are written without
 them, the WeCom and model errors are scrubbed by their clients, and every line is scrubbed once more here.
@@ -35,7 +36,8 @@ import aiohttp
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, redact_userinfo
 from chatgpt_wecom.daemon.control.site import MAX_SOCKET_PATH
-from chatgpt_wecom.daemon.llm import ModelClient, ModelError
+from chatgpt_wecom.daemon.llm import ModelClient, ModelError, ModelTimeoutError
+from chatgpt_wecom.daemon.llm_http import first_token_wait
 from chatgpt_wecom.daemon.wecom.api import (
     ERR_TRANSPORT,
     RetryPolicy,
@@ -49,7 +51,7 @@ from chatgpt_wecom.daemon.wecom.api import (
 __all__ = ["CheckResult", "run_checks"]
 
 WECOM_RETRY = RetryPolicy(attempts=1, timeout=10.0, config_error_cooldown=0.0)
-MODEL_TIMEOUT = 30.0  # seconds, at most, for the one model call (less when model_timeout is shorter)
+MODEL_TIMEOUT = 30.0  # seconds, at most, for the one model call (less when first_token_timeout is shorter)
 MODEL_PROMPT = "Reply with the single word: OK"
 MODEL_MAX_TOKENS = 5
 SKIPPED = "data_dir, control socket, wecom, model"  # the checks that need a valid config
@@ -269,15 +271,16 @@ async def check_wecom(settings: Settings) -> CheckResult:
 
 
 async def check_model(settings: Settings) -> CheckResult:
-    """One tiny completion, no retries, within `MODEL_TIMEOUT`."""
-    quick = settings.model_copy(
-        update={"model_max_retries": 0, "model_timeout": min(settings.model_timeout, MODEL_TIMEOUT)}
-    )
+    """One tiny completion, no retries, within the first-token wait (at most `MODEL_TIMEOUT`)."""
+    limit = min(first_token_wait(settings), MODEL_TIMEOUT)
+    quick = settings.model_copy(update={"model_max_retries": 0, "model_timeout": limit, "first_token_timeout": limit})
     client = ModelClient.from_settings(quick)
     where = f"{client.model} at {client.endpoint}"
     started = time.monotonic()
     try:
         await client.complete([{"role": "user", "content": MODEL_PROMPT}], max_tokens=MODEL_MAX_TOKENS)
+    except ModelTimeoutError:
+        return _fail("model", f"{where} did not answer within {limit:g} s (first_token_timeout)")
     except ModelError as exc:
         reason = str(exc).removeprefix(f"model endpoint {client.endpoint} ")
         return _fail("model", f"{where} {reason}")

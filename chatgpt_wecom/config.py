@@ -158,8 +158,19 @@ class Settings(BaseSettings):
     model_timeout: float = Field(
         120.0,
         gt=0,
-        description="Seconds to wait for the model's answer; for a streamed answer, for each next piece "
-        "(a whole streamed answer is cut off after 10 minutes).",
+        description="Seconds to wait for the model's answer: a whole answer that is not streamed; for a "
+        "streamed one, each next piece once it has started (a whole streamed answer is cut off after 10 minutes).",
+    )
+    # A model that never answers is given up after (model_max_retries + 1) × first_token_timeout plus the SDK's
+    # backoff between attempts (0.5 s, then 1 s, doubling up to 8 s, less up to 25 % jitter; no Retry-After
+    # without a response). With the defaults: 3 × 25 s + 0.5 s + 1 s = 76.5 s, inside the minute and a half a
+    # user should wait at most for the apology (tests/test_config.py checks it against the SDK's constants).
+    first_token_timeout: float = Field(
+        25.0,
+        gt=0,
+        description="Seconds each attempt may wait for the model to start answering: a streamed answer's first "
+        "byte (a silent attempt is retried, model_max_retries times), and connecting for every call; at most "
+        "model_timeout.",
     )
     model_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed model call.")
 

@@ -123,6 +123,21 @@ async def test_model_down(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) ->
     assert_no_secrets(out + err, settings)
 
 
+async def test_a_model_that_does_not_answer_in_time_names_first_token_timeout(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    """Five tokens take about as long as the first: the daemon's time for an answer to start is the check's too."""
+    model.stall()
+    settings = make_settings(tmp_path, wecom, model, first_token_timeout=0.5, model_timeout=20.0)
+    config = write_config(settings, tmp_path / "config.yml")
+    code, out, _err = await run_check("--config", str(config))
+    assert code == 1
+    assert the_line(out, "model") == (
+        f"✗ model: gpt-4o-mini at {model.base_url[7:]} did not answer within 0.5 s (first_token_timeout)"
+    )
+    assert len(model.requests) == 1
+
+
 async def test_model_refuses_the_key(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
     model.expected_key = "sk-the-right-one"
     settings = make_settings(tmp_path, wecom, model)

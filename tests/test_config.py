@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from openai._constants import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY
 
-from chatgpt_wecom.config import ConfigError, load_settings
+from chatgpt_wecom.config import ConfigError, Settings, load_settings
 
 BASE = {
     "corp_id": "ww1",
@@ -51,3 +52,24 @@ def test_each_bad_key_is_one_line_and_secrets_are_never_shown(tmp_path: Path) ->
         load_settings(write(tmp_path, agent_id="", receive_msg_key="short", agent_secret=""))
     assert [line.split(":")[0] for line in err.value.lines] == ["agent_id", "agent_secret", "receive_msg_key"]
     assert "short" not in str(err.value)
+
+
+def test_with_the_defaults_a_silent_model_is_given_up_within_a_minute_and_a_half() -> None:
+    """Each attempt waits first_token_timeout for the answer to start; the SDK makes model_max_retries more, after
+    its backoff (0.5 s doubling, capped; jitter only shortens it). The user must hear back within 90 s."""
+    defaults = Settings(**BASE)  # type: ignore[arg-type]
+    retries = defaults.model_max_retries
+    backoff = sum(min(INITIAL_RETRY_DELAY * 2**n, MAX_RETRY_DELAY) for n in range(retries))
+    worst = (retries + 1) * defaults.first_token_timeout + backoff
+    assert (retries, defaults.first_token_timeout, backoff, worst) == (2, 25.0, 1.5, 76.5)
+    assert worst < 90
+    assert defaults.first_token_timeout < defaults.model_timeout  # starting is bounded more tightly than answering
+
+
+def test_first_token_timeout_from_the_file_or_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(write(tmp_path, first_token_timeout=12.5)).first_token_timeout == 12.5
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, first_token_timeout=0))
+    assert err.value.lines[0].startswith("first_token_timeout: ")
+    monkeypatch.setenv("FIRST_TOKEN_TIMEOUT", "8")
+    assert load_settings(write(tmp_path, first_token_timeout=12.5)).first_token_timeout == 8.0

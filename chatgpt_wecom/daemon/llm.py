@@ -6,6 +6,10 @@ Failures become typed `ModelError`s whose text is safe to log and show: it names
 status and the config key to check — never the API key, the prompt or the answer. The SDK does the bounded
 retries (`model_max_retries`; exponential backoff from 0.5 s, or the server's `Retry-After`); a stream is only
 retried while it opens, never once text has arrived.
+
+Time limits (`llm_http`): each attempt of a streamed answer must start — its first byte — within
+`first_token_timeout`, and then gets `model_timeout` for each next piece; an answer that is not streamed gets
+`model_timeout` as a whole. Connecting is bounded by `first_token_timeout` for every call.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from chatgpt_wecom.daemon.llm_base import (
     ErrorMapper,
     FeatureUnavailableError,
     ModelError,
+    ModelTimeoutError,
     ModelUnavailableError,
     chat_completion,
     mentions,
 )
+from chatgpt_wecom.daemon.llm_http import http_client, sdk_timeout
 from chatgpt_wecom.daemon.llm_media import DeploymentClients, GeneratedImage, MediaCalls, MediaModels
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "MediaModels",
     "ModelClient",
     "ModelError",
+    "ModelTimeoutError",
     "ModelUnavailableError",
     "openai_base_url",
 ]
@@ -209,10 +216,6 @@ class ModelClient:
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelClient:
         """The client the settings describe: Azure when `azure_on`, else OpenAI or a compatible `base_url`."""
-
-        def http_client() -> openai.DefaultAsyncHttpxClient | None:
-            return openai.DefaultAsyncHttpxClient(proxy=settings.http_proxy) if settings.http_proxy else None
-
         media = MediaModels.from_settings(settings)
         if settings.azure_on:
             azure_endpoint = settings.base_url or f"https://{settings.azure_resource_name}.openai.azure.com"
@@ -223,9 +226,9 @@ class ModelClient:
                     azure_deployment=deployment,
                     api_version=settings.azure_api_version,
                     api_key=settings.azure_openai_token.get_secret_value(),
-                    timeout=settings.model_timeout,
+                    timeout=sdk_timeout(settings),
                     max_retries=settings.model_max_retries,
-                    http_client=http_client(),
+                    http_client=http_client(settings),
                 )
 
             return cls(
@@ -238,9 +241,9 @@ class ModelClient:
         client = openai.AsyncOpenAI(
             api_key=settings.api_key.get_secret_value(),
             base_url=openai_base_url(settings.base_url),
-            timeout=settings.model_timeout,
+            timeout=sdk_timeout(settings),
             max_retries=settings.model_max_retries,
-            http_client=http_client(),
+            http_client=http_client(settings),
         )
         return cls(client, settings.model, endpoint=_host(str(client.base_url)), media=media)
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+
+from chatgpt_wecom.daemon.llm_http import NoFirstByte
 
 __all__ = [
     "CHAT_MODEL_KEY",
@@ -21,6 +24,7 @@ __all__ = [
     "ErrorMapper",
     "FeatureUnavailableError",
     "ModelError",
+    "ModelTimeoutError",
     "ModelUnavailableError",
     "chat_completion",
 ]
@@ -54,6 +58,10 @@ class ContextTooLongError(ModelError):
 
 class ModelUnavailableError(ModelError):
     """The endpoint could not answer, after the SDK's bounded retries (at once when a retry cannot help)."""
+
+
+class ModelTimeoutError(ModelUnavailableError):
+    """The endpoint did not answer in time: not even starting within first_token_timeout, or past model_timeout."""
 
 
 class ContentPolicyError(ModelError):
@@ -109,7 +117,7 @@ class ErrorMapper:
         ContentPolicyError; with `mid_stream` a connection failure reads as a broken-off answer."""
         where = f"model endpoint {self.endpoint}"
         if isinstance(exc, openai.APITimeoutError):
-            return ModelUnavailableError(f"{where} timed out (model_timeout)")
+            return self._timeout(exc.__cause__)
         if isinstance(exc, openai.APIConnectionError):
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection error"
             if mid_stream:
@@ -135,6 +143,15 @@ class ErrorMapper:
         if status >= 500:
             return ModelUnavailableError(f"{where} failed with HTTP {status}{code}")
         return ModelUnavailableError(f"{where} rejected the request (HTTP {status}{code})")
+
+    def _timeout(self, cause: BaseException | None) -> ModelTimeoutError:
+        """Which limit ran out, from the HTTP client's exception (the SDK's `APITimeoutError` chains it)."""
+        where = f"model endpoint {self.endpoint}"
+        if isinstance(cause, NoFirstByte):
+            return ModelTimeoutError(f"{where} sent nothing for {cause.seconds:g} s (first_token_timeout)")
+        if isinstance(cause, httpx2.ConnectTimeout):
+            return ModelTimeoutError(f"{where} could not be connected to in time (first_token_timeout)")
+        return ModelTimeoutError(f"{where} timed out (model_timeout)")
 
     def unavailable(self, what: str) -> ModelUnavailableError:
         """ModelUnavailableError("model endpoint HOST {what}") for an answer that cannot be used."""

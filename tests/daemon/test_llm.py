@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import openai
@@ -22,6 +22,7 @@ from chatgpt_wecom.daemon.llm import (
     ContextTooLongError,
     ModelClient,
     ModelError,
+    ModelTimeoutError,
     ModelUnavailableError,
     openai_base_url,
 )
@@ -485,6 +486,66 @@ async def test_stream_read_timeout_mid_answer(fake: FakeModel, client_for: Calla
         await _read(client_for(base_url=fake.base_url, model_timeout=0.3).stream(QUESTION), deltas)
     assert deltas == ["ab"]
     assert time.monotonic() - started < 2.0
+
+
+# --- first_token_timeout: each attempt must start in time ------------------------------------------------
+
+
+@pytest.mark.parametrize("before", ["headers", "body"])
+async def test_stream_that_never_starts_is_given_up_after_each_attempts_first_token_timeout(
+    fake: FakeModel, client_for: Callable[..., ModelClient], before: Literal["headers", "body"]
+) -> None:
+    """Nothing at all, or a 200's headers and then nothing: every attempt waits first_token_timeout, not
+    model_timeout, and the SDK retries it."""
+    fake.stall(before)
+    client = client_for(base_url=fake.base_url, model_timeout=30.0, first_token_timeout=0.3, model_max_retries=2)
+    started = time.monotonic()
+    with pytest.raises(ModelTimeoutError, match=r"sent nothing for 0\.3 s \(first_token_timeout\)"):
+        await _read(client.stream(QUESTION))
+    waited = time.monotonic() - started
+    assert len(fake.requests) == 3
+    assert 3 * 0.3 <= waited < 10.0  # 3 × 0.3 s + the SDK's backoff (~1.5 s), where model_timeout was 3 × 30 s
+
+
+async def test_a_stream_that_did_not_start_is_retried_and_the_retry_answers(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    fake.stall("body")
+    client = client_for(base_url=fake.base_url, model_timeout=30.0, first_token_timeout=0.3, model_max_retries=1)
+    reading = asyncio.create_task(_read(client.stream(QUESTION)))
+    await fake.wait_for_requests(1)
+    fake.stall(None)  # the first attempt stays stalled; the retry is answered
+    assert "".join(await reading) == "echo: what is the secret plan?"
+    assert len(fake.requests) == 2
+
+
+async def test_pauses_once_a_stream_has_started_are_bounded_by_model_timeout(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    fake.set_reply("abcdef")
+    fake.set_stream(chunk_chars=2, chunk_delay=0.4)  # pauses longer than first_token_timeout
+    client = client_for(base_url=fake.base_url, model_timeout=5.0, first_token_timeout=0.2)
+    assert await _read(client.stream(QUESTION)) == ["ab", "cd", "ef"]
+
+
+async def test_an_answer_not_streamed_may_take_longer_than_first_token_timeout(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    """Its first byte is the whole answer: it gets model_timeout."""
+    fake.set_delay(0.5)
+    client = client_for(base_url=fake.base_url, model_timeout=5.0, first_token_timeout=0.2)
+    assert (await client.complete(QUESTION)).text == "echo: what is the secret plan?"
+
+
+async def test_first_token_timeout_is_never_longer_than_model_timeout(
+    fake: FakeModel, client_for: Callable[..., ModelClient]
+) -> None:
+    fake.stall("body")
+    client = client_for(base_url=fake.base_url, model_timeout=0.3, first_token_timeout=30.0)
+    started = time.monotonic()
+    with pytest.raises(ModelTimeoutError, match=r"0\.3 s"):
+        await _read(client.stream(QUESTION))
+    assert time.monotonic() - started < 5.0
 
 
 async def test_stream_context_too_long_when_opening(fake: FakeModel, client_for: Callable[..., ModelClient]) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from chatgpt_wecom.config import Settings
-from tests.daemon_runner import FAST, DaemonRunner, make_settings
+from chatgpt_wecom.daemon.chat import replies
+from tests.daemon_runner import FAST, MSG_IDS, DaemonRunner, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 
@@ -90,6 +93,28 @@ async def test_model_down_gives_an_apology(daemon: DaemonRunner, model: FakeMode
     (text,) = wecom.texts_to("u1")
     assert "抱歉" in text
     assert "503" not in text and "127.0.0.1" not in text  # no internals
+
+
+@pytest.mark.parametrize("before", ["headers", "body"])
+async def test_a_model_that_never_starts_answering_gets_the_user_an_apology_in_time(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel, before: Literal["headers", "body"]
+) -> None:
+    """Each attempt waits first_token_timeout for the answer to start, not model_timeout: a silent model is given
+    up after (retries + 1) × first_token_timeout plus the SDK's backoff — here 2 × 0.5 s + ~0.5 s, where waiting
+    model_timeout per attempt took 2 × 30 s."""
+    first, retries = 0.5, 1
+    settings = make_settings(
+        tmp_path, wecom, model, model_timeout=30.0, first_token_timeout=first, model_max_retries=retries
+    )
+    model.stall(before)
+    async with DaemonRunner(settings) as daemon:
+        started = time.monotonic()
+        await daemon.ask("u1", "有人吗", next(MSG_IDS))
+        await wecom.wait_for_sent(1, user="u1", timeout=20)
+        waited = time.monotonic() - started
+    assert wecom.texts_to("u1") == [replies.model_unavailable()]
+    assert len(model.requests) == retries + 1  # the retry was made, and given up on in time as well
+    assert (retries + 1) * first <= waited < settings.model_timeout / 3
 
 
 async def test_wrong_secret_is_one_clear_error_and_no_tight_loop(

@@ -187,3 +187,19 @@ async def test_censoring_never_pushes_a_streamed_part_over_the_limit(
     texts = wecom.texts_to("u1")
     assert len(texts) > 1 and all(len(t.encode()) <= 2048 for t in texts)
     assert "sb" not in "".join(texts)
+
+
+async def test_a_word_written_across_two_streamed_pieces_is_censored(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    """The model writes "…机" then "密词…" in one paragraph longer than a part: the forced mid-line cut falls
+    right after "机", so censoring each part on its own let the word through in two halves."""
+    settings = make_settings(tmp_path, wecom, model, sensitive_words=["机密词"])
+    head, tail = "好" * 681, "好" * 300  # 681 × 3 bytes + "机" = 2046 bytes: the cut of a 2048-byte part
+    model.set_reply(f"{head}机密词{tail}")
+    model.set_stream(chunk_chars=len(head) + 1)  # two pieces: "好…好机" and "密词好…"
+    async with DaemonRunner(settings) as daemon:
+        await daemon.say("u1", "写一段")
+    texts = wecom.texts_to("u1")
+    assert len(texts) == 2 and all(len(t.encode()) <= 2048 for t in texts)
+    assert "".join(texts) == f"{head}🚫{tail}"

@@ -21,7 +21,7 @@ Routes, each under any prefix — so `/v1/…`, `/compatible-mode/v1/…` and Az
 
 Every request that reaches the server is recorded in `requests`, failed ones included. Each is handled in
 this order: record → `down()` (503) → `expected_key` (401) → `fail()` (scripted, in order, whatever the route)
-→ `fail_when()` rules (first match) → `set_delay()` → the answer.
+→ `fail_when()` rules (first match) → `set_delay()` → `stall()` → the answer.
 
 Answers have OpenAI's shape. `usage` counts characters, not tokens: `prompt_tokens` is the total length of the
 messages' contents and `completion_tokens` the length of the reply (`include_usage = False` leaves it out).
@@ -46,7 +46,7 @@ import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
@@ -228,6 +228,7 @@ class FakeModel:
         self._chunk_chars = 20
         self._chunk_delay = 0.0
         self._fail_after: int | None = None
+        self._stall: Literal["headers", "body"] | None = None
         self._image = self.PNG
         self._revised: RevisedPrompt = _revised
         self._transcript = "fake transcript"
@@ -301,6 +302,12 @@ class FakeModel:
             raise ValueError("fail_after must not be negative")
         self._chunk_chars, self._chunk_delay, self._fail_after = chunk_chars, chunk_delay, fail_after
 
+    def stall(self, before: Literal["headers", "body"] | None = "headers") -> None:
+        """Accept requests and never answer them, until `close()` (a model that hangs): with "headers" nothing is
+        sent at all; with "body" the status line and headers of a 200 go out (an event stream when streaming
+        was asked for), then nothing. None (or `reset()`): answer again — requests already stalled stay so."""
+        self._stall = before
+
     def set_image(self, data: bytes | None = None, *, revised_prompt: str | RevisedPrompt | None = "") -> None:
         """Generated images: `data` (default `PNG`) and a `revised_prompt` — a text, None for none, or a function
         of the request; "" (the default) keeps "revised: <prompt>"."""
@@ -340,6 +347,7 @@ class FakeModel:
         self.reply, self.expected_key, self.include_usage, self.retry_after_ms = _echo, None, True, 1.0
         self._delay, self._chunk_chars, self._chunk_delay, self._down = 0.0, 20, 0.0, False
         self._fail_after, self._image, self._revised, self._transcript = None, self.PNG, _revised, "fake transcript"
+        self._stall = None
         self._failures.clear()
         self._rules.clear()
         self.requests.clear()
@@ -416,6 +424,8 @@ class FakeModel:
 
         if not await self._sleep(self._delay):
             return self._error(503, error_body("FakeModel is closing."))
+        if self._stall is not None:
+            return await self._hang(http, request, self._stall)
         if request.kind == "image":
             return self._image_response(request)
         if request.kind == "transcription":
@@ -462,6 +472,18 @@ class FakeModel:
             await response.write_eof()
         except ConnectionError:
             pass  # the client went away mid-stream
+        return response
+
+    async def _hang(self, http: web.Request, request: ModelRequest, before: str) -> web.StreamResponse:
+        """Never answer: send nothing, or only a 200's status line and headers; wait for `close()`."""
+        response = web.StreamResponse()
+        if before == "body":
+            streamed = bool(request.json.get("stream"))
+            response.content_type = "text/event-stream" if streamed else "application/json"
+            await response.prepare(http)  # a StreamResponse sends its headers at once
+        await self._closing.wait()
+        if http.transport is not None:
+            http.transport.abort()
         return response
 
     @staticmethod

@@ -7,6 +7,9 @@ Case folding is full Unicode folding, which can lengthen a character ("ß" → "
 the folded text and every match is mapped back to the characters of the original text it came from; a match that
 covers part of a lengthened character covers the whole character. Compatibility forms are *not* folded:
 full-width "Ｗｏｒｄ" matches "ｗｏｒｄ" but not "word" (no NFKC normalisation).
+
+A text that is still being written (a streamed answer) is censored in pieces with `StreamCensor`
+(`stream_censor.py`), built on `runs` and `open_end`.
 """
 
 from __future__ import annotations
@@ -35,11 +38,15 @@ class _Automaton:
         for last, (index, length) in self._automaton.iter(text):
             yield last + 1 - length, last + 1, index
 
+    def begins_word(self, text: str) -> bool:
+        """Whether `text` is the beginning of a word (or a whole word)."""
+        return bool(self._automaton.match(text))
+
 
 class WordFilter:
     """An immutable set of banned words, matched case-insensitively as substrings. A new policy is a new filter."""
 
-    __slots__ = ("_automaton", "_words")
+    __slots__ = ("_automaton", "_longest", "_words")
 
     def __init__(self, words: Iterable[str]) -> None:
         """Strip each word, drop empty ones, keep the first spelling of words equal after case folding."""
@@ -50,6 +57,7 @@ class WordFilter:
                 kept.setdefault(word.casefold(), word)
         self._words: tuple[str, ...] = tuple(sorted(kept.values()))
         self._automaton = _Automaton(word.casefold() for word in self._words) if self._words else None
+        self._longest = max((len(word) for word in kept), default=0)  # in case-folded characters
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -76,32 +84,55 @@ class WordFilter:
         by overlapping occurrences becomes one REPLACEMENT. Occurrences that merely touch ("bad" twice in "badbad")
         stay separate, one REPLACEMENT each. Text outside the occurrences is kept as it was, case included.
         """
-        spans = sorted({(start, end) for start, end, _ in self._matches(text)})
-        if not spans:
-            return text
         parts: list[str] = []
         done = 0  # text[:done] is already in parts
-        run_start, run_end = spans[0]
-        for start, end in spans[1:]:
-            if start < run_end:  # overlaps the current run
-                run_end = max(run_end, end)
-                continue
-            parts += (text[done:run_start], REPLACEMENT)
-            done = run_end
-            run_start, run_end = start, end
-        parts += (text[done:run_start], REPLACEMENT, text[run_end:])
-        return "".join(parts)
+        for start, end in self.runs(text):
+            parts += (text[done:start], REPLACEMENT)
+            done = end
+        return "".join(parts) + text[done:] if parts else text
+
+    def runs(self, text: str) -> list[tuple[int, int]]:
+        """What `censor` replaces: (start, end exclusive) of each run of overlapping occurrences, in order."""
+        spans = sorted({(start, end) for start, end, _ in self._matches(text)})
+        runs: list[tuple[int, int]] = []
+        for start, end in spans:
+            if runs and start < runs[-1][1]:  # overlaps the current run
+                runs[-1] = (runs[-1][0], max(runs[-1][1], end))
+            else:
+                runs.append((start, end))
+        return runs
+
+    def open_end(self, text: str) -> int:
+        """Where the longest end of `text` that begins a word starts (`len(text)` when none does): what follows
+        `text` may complete a word there, and nowhere before it. Never more than the longest word's length less
+        one character from the end."""
+        if self._automaton is None:
+            return len(text)
+        folded, origin = _fold(text)
+        for i in range(max(0, len(folded) - self._longest + 1), len(folded)):  # the longest end first
+            if self._automaton.begins_word(folded[i:]):
+                return origin[i] if origin else i
+        return len(text)
 
     def _matches(self, text: str) -> Iterator[tuple[int, int, int]]:
         """Every occurrence as (start, end exclusive, word index) in `text`'s own indices."""
         if self._automaton is None:
             return
-        folded = text.casefold()
-        if len(folded) == len(text):  # no character folds to more than one (none folds to nothing)
+        folded, origin = _fold(text)
+        if not origin:
             yield from self._automaton.iter(folded)
             return
-        origin: list[int] = []  # origin[i]: the index in `text` of the character folded[i] came from
-        for position, char in enumerate(text):
-            origin += [position] * len(char.casefold())
         for start, end, index in self._automaton.iter(folded):
             yield origin[start], origin[end - 1] + 1, index
+
+
+def _fold(text: str) -> tuple[str, list[int]]:
+    """`text` case-folded, and for each folded character the index in `text` of the character it came from —
+    or [] when folding kept every character to one (the indices are then the same; none folds to nothing)."""
+    folded = text.casefold()
+    if len(folded) == len(text):
+        return folded, []
+    origin: list[int] = []
+    for position, char in enumerate(text):
+        origin += [position] * len(char.casefold())
+    return folded, origin

@@ -8,6 +8,10 @@
 - A paragraph boundary inside an open code fence is not a boundary: code blocks are not cut mid-way unless
   they alone exceed the limit (then `split_message` closes and reopens the fence).
 - `finish()` returns what is left, split to the limit.
+
+It measures and cuts the text it is given, as given: the responder feeds it text already censored
+(`chat/stream_censor.py`), so a cut cannot separate a sensitive word from its censoring and the limit holds for the
+parts as sent.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from chatgpt_wecom.daemon.chat.commands import (
 from chatgpt_wecom.daemon.chat.context import build_messages, history_in
 from chatgpt_wecom.daemon.chat.policy import check_quota, day_start, local_day, month_start, next_midnight
 from chatgpt_wecom.daemon.chat.session import Session, current_session
+from chatgpt_wecom.daemon.chat.stream_censor import StreamCensor
 from chatgpt_wecom.daemon.chat.templates import Templates, match_template
 from chatgpt_wecom.daemon.control.bus import EventBus
 from chatgpt_wecom.daemon.llm import (
@@ -70,7 +71,7 @@ STREAM_LIMIT = 600.0  # seconds one streamed answer may take in all
 
 
 class _CutOff(Exception):
-    """The model stopped mid-stream after some parts were already sent."""
+    """The model stopped mid-stream after some parts were already sent; `pending` is the rest, censored."""
 
     def __init__(self, error: ModelError, partial: str, pending: str) -> None:
         super().__init__(str(error))
@@ -307,7 +308,7 @@ class Responder:
             error, text = f"context_too_long: {exc}", replies.context_too_long()
         except _CutOff as cut:
             error, partial = str(cut.error), cut.partial
-            text = f"{self._policy.words.censor(cut.pending)}\n\n{replies.answer_cut_off()}".strip()
+            text = f"{cut.pending}\n\n{replies.answer_cut_off()}".strip()
             log.warning("model: answer to %s cut off mid-stream: %s", row.user_id, cut.error)
         except (ModelError, MediaError) as exc:
             error, text = str(exc), replies.model_unavailable()
@@ -316,7 +317,6 @@ class Responder:
         if completion is not None and image is not None:
             await self._conversations.set_pending_image(row.user_id, None, answered_at)  # asked about: done
         if completion is not None:
-            text = self._policy.words.censor(text)
             if not text and not completion.text.strip():
                 text = "（模型没有给出内容）"
             self._bus.publish(
@@ -348,39 +348,48 @@ class Responder:
     async def _complete(
         self, messages: list[dict[str, str]], emit: Emit | None, image: str | None = None
     ) -> tuple[Completion, str]:
-        """The model's answer and the part of it still to send. Streams when it can: every finished part is
-        censored and emitted as soon as the splitter releases it. With `image`, the vision model answers."""
+        """The model's answer and the part of it still to send, censored. Streams when it can: the text is
+        censored as it arrives (`StreamCensor`: a word split across two pieces is caught too), then the splitter
+        cuts the censored text into parts, each emitted as soon as it is released — so a cut never separates a
+        word from its censoring and every part fits the limit as sent. With `image`, the vision model answers.
+        The words are read from the live policy at every step: an admin may change them meanwhile."""
         s = self.settings
         if image is not None:
             data, content_type = await read_image(image)
             completion = await self._model.describe(messages, data, content_type, max_tokens=s.max_answer_len)
-            return completion, completion.text.strip()
+            return completion, self._policy.words.censor(completion.text.strip())
         if emit is None or not s.stream_answers:
             completion = await self._model.complete(messages, max_tokens=s.max_answer_len)
-            return completion, completion.text.strip()
+            return completion, self._policy.words.censor(completion.text.strip())
         splitter = ProgressiveSplitter(WECOM_TEXT_LIMIT)
+        censor = StreamCensor()
         received: list[str] = []
         try:
-            # model_timeout bounds each wait for more text; this bounds the whole answer (a slot is held meanwhile).
+            # first_token_timeout bounds the wait for the answer to start and model_timeout each later wait for
+            # more text (both in the model client); this bounds the whole answer (a slot is held meanwhile).
             async with (
                 asyncio.timeout(STREAM_LIMIT),
                 self._model.stream(messages, max_tokens=s.max_answer_len) as stream,
             ):
                 async for delta in stream:
                     received.append(delta)
-                    for part in splitter.feed(delta):
-                        await emit(self._policy.words.censor(part))
+                    for part in splitter.feed(censor.feed(delta, self._policy.words)):
+                        await emit(part)
                 completion = stream.completion
         except TimeoutError:
             exc = ModelUnavailableError(f"model endpoint {self._model.endpoint} streamed for over {STREAM_LIMIT:g} s")
             if splitter.parts_sent == 0:
                 raise exc from None
-            raise _CutOff(exc, "".join(received), splitter.pending) from None
+            raise _CutOff(exc, "".join(received), self._rest(splitter, censor)) from None
         except ModelError as exc:
             if splitter.parts_sent == 0:
                 raise
-            raise _CutOff(exc, "".join(received), splitter.pending) from None
-        return completion, splitter.pending.strip()
+            raise _CutOff(exc, "".join(received), self._rest(splitter, censor)) from None
+        return completion, self._rest(splitter, censor).strip()
+
+    def _rest(self, splitter: ProgressiveSplitter, censor: StreamCensor) -> str:
+        """What a stream left unsent, censored: the splitter's pending text and the censor's held-back tail."""
+        return splitter.pending + censor.finish(self._policy.words)
 
     async def _usage_report(self, user: str, now: float) -> str:
         zone, lists = self.settings.zone, self._policy.lists

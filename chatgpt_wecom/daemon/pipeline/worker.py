@@ -133,7 +133,7 @@ class Worker:
 
         async def emit(part: str) -> None:
             nonlocal emitted, courier
-            pieces = budget.take(split_message(part, WECOM_TEXT_LIMIT))  # censoring (🚫 is 4 bytes) may grow it
+            pieces = budget.take(split_message(part, WECOM_TEXT_LIMIT))  # a voice message's note may lead it
             if not pieces:
                 return
             async with self._db.tx() as conn:

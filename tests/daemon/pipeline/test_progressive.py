@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from chatgpt_wecom.daemon.chat.stream_censor import StreamCensor
+from chatgpt_wecom.daemon.chat.words import REPLACEMENT, WordFilter
 from chatgpt_wecom.daemon.pipeline.progressive import ProgressiveSplitter
 
 
@@ -68,3 +70,28 @@ def test_finish_returns_the_rest_and_nothing_is_lost() -> None:
     assert all(0 < len(p.encode()) <= 256 for p in parts)
     assert "".join(parts).replace("\n", "") == text.replace("\n", "")
     assert s.parts_sent == len(parts)
+
+
+# --- censored streams: the responder censors the text before the splitter cuts it ----------------------------
+
+
+def censored_parts(words: WordFilter, deltas: list[str], limit: int) -> list[str]:
+    """Parts of a stream as the responder makes them: each delta censored, then fed to the splitter."""
+    s, censor = ProgressiveSplitter(limit=limit, min_interval=0.0, clock=Clock()), StreamCensor()
+    parts = [p for delta in deltas for p in s.feed(censor.feed(delta, words))]
+    return parts + s.feed(censor.finish(words)) + s.finish()
+
+
+def test_a_word_across_two_deltas_and_a_forced_cut_is_censored() -> None:
+    """ "…机" | "密词…" in a line longer than a part: the forced cut falls where the deltas meet."""
+    words, head, tail = WordFilter(["机密词"]), "好" * 20, "好" * 30  # 20 × 3 bytes + "机" = 63 bytes
+    parts = censored_parts(words, [f"{head}机", f"密词{tail}"], limit=64)
+    assert len(parts) > 1 and all(len(p.encode()) <= 64 for p in parts)
+    assert "".join(parts) == f"{head}{REPLACEMENT}{tail}"
+
+
+def test_parts_fit_the_limit_after_censoring() -> None:
+    """🚫 is 4 bytes: "a" becoming 🚫 quadruples the text — the splitter measures what is sent."""
+    parts = censored_parts(WordFilter(["a"]), ["a" * 7] * 30, limit=64)
+    assert all(len(p.encode()) <= 64 for p in parts)
+    assert "".join(parts) == REPLACEMENT * 210
