@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -72,6 +72,16 @@ class ControlError(Exception):
         self.code = code
 
 
+async def _refusal(resp: aiohttp.ClientResponse) -> ControlError:
+    """The API's `{"error", "code"}` answer as a ControlError (any other body: its status and reason)."""
+    try:
+        payload = await resp.json(content_type=None)
+    except ValueError:
+        payload = None
+    err = payload if isinstance(payload, dict) else {}
+    return ControlError(resp.status, str(err.get("code", "error")), str(err.get("error", resp.reason or "")))
+
+
 class ControlClient:
     """`async with ControlClient(path) as client: status = await client.status()`."""
 
@@ -109,11 +119,9 @@ class ControlClient:
             async with self._http().request(
                 method, f"http://daemon{p.API}{path}", params=params, data=data, headers=headers
             ) as resp:
-                payload = await resp.json(content_type=None) if resp.content_length != 0 else None
                 if resp.status >= 400:
-                    err = payload if isinstance(payload, dict) else {}
-                    raise ControlError(resp.status, err.get("code", "error"), err.get("error", resp.reason or ""))
-                return payload
+                    raise await _refusal(resp)
+                return await resp.json(content_type=None) if resp.content_length != 0 else None
         except _GONE as exc:
             raise _gone(self.socket_path, exc) from exc
 
@@ -189,14 +197,17 @@ class ControlClient:
         return await self._post(p.PlaygroundAccepted, "/playground", p.PlaygroundMessage(user=user, text=text))
 
     # --- the live stream ---------------------------------------------------------------------------
-    async def events(self) -> AsyncIterator[p.Event]:
-        """Follow the live event stream until the daemon goes away (then DaemonNotRunning)."""
+    async def events(self, on_open: Callable[[], None] | None = None) -> AsyncIterator[p.Event]:
+        """Follow the live event stream until the daemon goes away (then DaemonNotRunning). `on_open` is called
+        once the daemon has accepted the stream; a refusal (e.g. too many clients) raises ControlError."""
         try:
             async with self._http().get(
                 f"http://daemon{p.API}/events", timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
             ) as resp:
                 if resp.status != 200:
-                    raise ControlError(resp.status, "error", await resp.text())
+                    raise await _refusal(resp)
+                if on_open is not None:
+                    on_open()
                 async for raw in resp.content:
                     line = raw.decode("utf-8").rstrip("\r\n")
                     if line.startswith("data:"):

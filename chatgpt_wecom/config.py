@@ -4,7 +4,9 @@ Precedence: environment variables (the Go project's names, e.g. `CORP_ID`, `APIK
 file overrides the defaults. An empty environment variable is ignored, as in the Go project. Lists in the
 environment are comma-separated (`ALLOW_USERS=alice,bob`).
 
-A bad value becomes a `ConfigError` whose lines each name one key and never contain a secret.
+A bad value becomes a `ConfigError` whose lines each name one key and never contain a secret. Values that travel
+in HTTP headers, URLs and host names are checked here (`config_values`); keys lose surrounding whitespace (a
+trailing newline from `$(cat key.txt)`), but a space, control or non-ASCII character inside one is an error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from chatgpt_wecom.config_values import dns_label, header_value, no_controls, url_segment, url_text
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ def _check_url(value: str, key: str, schemes: tuple[str, ...] = ("http", "https"
     value = value.strip()
     if not value:
         return value
+    url_text(value)
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.hostname:
         raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
@@ -235,7 +240,33 @@ class Settings(BaseSettings):
     def _non_empty_secret(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("is empty")
-        return SecretStr(value.get_secret_value().strip())
+        return SecretStr(header_value(value.get_secret_value()))
+
+    @field_validator("api_key", "azure_openai_token")
+    @classmethod
+    def _header_secret(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(header_value(value.get_secret_value()))
+
+    @field_validator("model", "image_model", "speech_model", "vision_model", "image_size")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        return no_controls(value)
+
+    @field_validator("azure_deployment_name", "azure_image_deployment", "azure_speech_deployment",
+                     "azure_vision_deployment")  # fmt: skip
+    @classmethod
+    def _deployment(cls, value: str) -> str:
+        return url_segment(value)
+
+    @field_validator("azure_api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        return header_value(value)
+
+    @field_validator("azure_resource_name")
+    @classmethod
+    def _resource(cls, value: str) -> str:
+        return dns_label(value, ".openai.azure.com")
 
     @field_validator("base_url", "service_url", "wecom_api_base")
     @classmethod
@@ -268,6 +299,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"azure_on is true but {', '.join(missing)} is empty")
         elif not self.api_key.get_secret_value().strip():
             raise ValueError("api_key is empty (env APIKEY); set it, or use azure_on with azure_openai_token")
+        elif not self.model:
+            raise ValueError("model is empty; set the model name the endpoint expects (e.g. gpt-4o-mini)")
         return self
 
     # --- derived --------------------------------------------------------------------------------

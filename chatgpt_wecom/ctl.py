@@ -1,6 +1,7 @@
 """`chatgpt-wecom ctl`: steer a running daemon through its control socket, one ControlClient call per command.
 
 Human output is compact aligned text in local time; `--json` prints the API's JSON and nothing else on stdout.
+Everything printed passes through `visible`: what users wrote cannot drive the operator's terminal.
 A daemon that is not running, a refused request or an unreadable config file is one line on stderr, never a
 traceback: exit 1 for the first two, 2 for the config file (and for usage errors).
 """
@@ -22,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.config import ConfigError, resolve_socket
+from chatgpt_wecom.visible import visible, visible_json
 
 T = TypeVar("T")
 PREVIEW = 60  # characters of a question or answer in `conversations`
@@ -74,8 +76,17 @@ def _common(
 
 # --- plumbing ------------------------------------------------------------------------------------------
 def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"chatgpt-wecom: {message}", err=True)
+    typer.echo(f"chatgpt-wecom: {visible(message)}", err=True)
     raise typer.Exit(code)
+
+
+def _line(text: str) -> None:
+    """One line of human output (a newline in it is shown as `\\n`, never taken as a line break)."""
+    typer.echo(visible(text))
+
+
+def _json_out(text: str) -> None:
+    typer.echo(visible_json(text))
 
 
 def _opts(ctx: typer.Context) -> Common:
@@ -112,12 +123,12 @@ def _print(ctx: typer.Context, data: BaseModel | list[Any], human: Callable[[], 
     """The JSON of `data` with --json, else the `human` lines."""
     if _opts(ctx).json:
         if isinstance(data, BaseModel):
-            typer.echo(data.model_dump_json())
+            _json_out(data.model_dump_json())
         else:
-            typer.echo(TypeAdapter(list[Any]).dump_json(data).decode())
+            _json_out(TypeAdapter(list[Any]).dump_json(data).decode())
         return
     for line in human():
-        typer.echo(line)
+        _line(line)
 
 
 def _time(at: float, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -316,9 +327,9 @@ def history(
 ) -> None:
     """A user's whole conversation history, oldest first."""
     if (fmt or (HistoryFormat.json if _opts(ctx).json else HistoryFormat.md)) is HistoryFormat.md:
-        typer.echo(_call(ctx, lambda c: c.history_markdown(user)))
+        typer.echo(visible(_call(ctx, lambda c: c.history_markdown(user)), multiline=True))
     else:
-        typer.echo(TypeAdapter(list[p.Exchange]).dump_json(_call(ctx, lambda c: c.history(user))).decode())
+        _json_out(TypeAdapter(list[p.Exchange]).dump_json(_call(ctx, lambda c: c.history(user))).decode())
 
 
 # --- pause, resume, reload -----------------------------------------------------------------------------
@@ -364,7 +375,10 @@ def events(ctx: typer.Context) -> None:
 
     async def follow(client: ControlClient) -> None:
         async for event in client.events():
-            typer.echo(event.model_dump_json() if as_json else _event_line(event))
+            if as_json:
+                _json_out(event.model_dump_json())
+            else:
+                _line(_event_line(event))
 
     try:
         _call(ctx, follow)

@@ -314,3 +314,23 @@ async def test_a_password_in_wecom_api_base_is_never_printed(
     _, out, err = await run_check("--config", str(write_config(settings, tmp_path / "config.yml")))
     assert "Hunter2pass" not in out + err
     assert "***@" in the_line(out, "wecom")
+
+
+async def test_a_key_pasted_with_a_full_width_letter_is_a_config_verdict(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    pasted = "sk-test-ｋey-4f1c9"  # one full-width letter, as copied from a document in Chinese
+    config = write_config(make_settings(tmp_path, wecom, model), tmp_path / "config.yml")
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["api_key"] = pasted
+    config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 1 and "Traceback" not in out + err
+    assert the_line(out, "config").startswith(
+        "✗ config: api_key: must be printable ASCII without spaces, but holds a non-ASCII character at position 9"
+    )
+    assert out.splitlines()[-1] == "– data_dir, control socket, wecom, model: skipped until the config is valid"
+    assert model.requests == [] and wecom.requests == []
+    assert pasted not in out + err and "4f1c9" not in out + err

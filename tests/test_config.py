@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from openai._constants import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY
 
 from chatgpt_wecom.config import ConfigError, Settings, load_settings
+from tests.daemon_runner import free_port, short_socket_path
 
 BASE = {
     "corp_id": "ww1",
@@ -73,3 +77,73 @@ def test_first_token_timeout_from_the_file_or_the_environment(tmp_path: Path, mo
     assert err.value.lines[0].startswith("first_token_timeout: ")
     monkeypatch.setenv("FIRST_TOKEN_TIMEOUT", "8")
     assert load_settings(write(tmp_path, first_token_timeout=12.5)).first_token_timeout == 8.0
+
+
+# --- values that travel in HTTP headers, URLs and host names ---------------------------------------------
+def test_surrounding_whitespace_of_keys_is_stripped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APIKEY", "sk-from-a-file\n")  # APIKEY="$(cat key.txt)" keeps a newline with some shells
+    settings = load_settings(write(tmp_path, azure_openai_token=" az-key\t", agent_secret="s3cret\r\n"))
+    assert settings.api_key.get_secret_value() == "sk-from-a-file"
+    assert settings.azure_openai_token.get_secret_value() == "az-key"
+    assert settings.agent_secret.get_secret_value() == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "what"),
+    [
+        ("api_key", "sk-ａbc-secret", "a non-ASCII character at position 4"),  # a full-width letter from a doc
+        ("api_key", "sk-abc secret", "a space at position 7"),
+        ("api_key", "sk-abc\u3000secret", "a non-ASCII character at position 7"),  # a full-width space
+        ("azure_openai_token", "az\x00key-secret", "a control character at position 3"),
+        ("agent_secret", "s3cret\nsecond-line", "a control character at position 7"),
+        ("receive_msg_token", "tok秘密", "a non-ASCII character at position 4"),
+    ],
+)
+def test_a_key_that_cannot_travel_in_a_header_is_one_line_naming_it(
+    tmp_path: Path, key: str, value: str, what: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, **{key: value}, azure_on=key == "azure_openai_token", azure_resource_name="r",
+                            azure_deployment_name="d"))  # fmt: skip
+    [line] = err.value.lines
+    assert line.startswith(f"{key}: must be printable ASCII without spaces, but holds {what}")
+    assert "secret" not in line.replace(f"{key}:", "").split("—")[0]  # no part of the value
+    assert value not in line
+
+
+def test_the_model_and_its_endpoint_accept_real_names_and_refuse_broken_ones(tmp_path: Path) -> None:
+    ok = load_settings(write(tmp_path, model=" deepseek-ai/DeepSeek-V3 ", vision_model="llama3.2-vision:11b"))
+    assert (ok.model, ok.vision_model) == ("deepseek-ai/DeepSeek-V3", "llama3.2-vision:11b")
+    azure_keys = {"azure_on": True, "azure_openai_token": "k"}
+    names = {"azure_resource_name": "my-aoai-1", "azure_deployment_name": "gpt-4o.mini_2"}
+    azure = load_settings(write(tmp_path, **azure_keys, **names, azure_api_version="2024-10-01-preview"))
+    assert (azure.azure_resource_name, azure.azure_deployment_name) == ("my-aoai-1", "gpt-4o.mini_2")
+
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, model="gpt-4o\nmini", base_url="https://api.example.com/v1 x"))
+    assert [line.split(":")[0] for line in err.value.lines] == ["base_url", "model"]
+    assert "line break or other control character" in err.value.lines[1]
+    assert "space" in err.value.lines[0]
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, model=""))
+    assert err.value.lines == ["model is empty; set the model name the endpoint expects (e.g. gpt-4o-mini)"]
+    with pytest.raises(ConfigError) as err:
+        names = {"azure_resource_name": "https://my.openai.azure.com", "azure_deployment_name": "gpt/4o"}
+        load_settings(write(tmp_path, **azure_keys, **names, azure_api_version="2024 06 01"))
+    keys = [line.split(":")[0] for line in err.value.lines]
+    assert keys == ["azure_api_version", "azure_resource_name", "azure_deployment_name"]
+    assert "the part before .openai.azure.com" in err.value.lines[1]
+
+
+def test_run_refuses_a_bad_key_with_exit_2_and_one_line(tmp_path: Path) -> None:
+    where = {"host": "127.0.0.1", "port": free_port(), "control_socket": str(short_socket_path())}  # if it ran
+    config = write(tmp_path, api_key="sk-ａbcdef", **where)
+    env = {k: v for k, v in os.environ.items() if k not in ("APIKEY", "API_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "chatgpt_wecom", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("chatgpt-wecom: config: api_key: must be printable ASCII without spaces, but holds a n")
+    assert "ａbcdef" not in done.stderr and "Traceback" not in done.stderr

@@ -34,6 +34,7 @@ from chatgpt_wecom.daemon.store.history import HistoryStore
 from chatgpt_wecom.daemon.store.inbox import InboxStore, InboxWriter, NewMessage
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
 from chatgpt_wecom.daemon.store.policy import PolicyStore, audit
+from chatgpt_wecom.daemon.store.private import secure_data_dir
 from chatgpt_wecom.daemon.store.usage import UsageStore
 from chatgpt_wecom.daemon.web.links import LinkSigner, history_url
 from chatgpt_wecom.daemon.wecom.api import MEMBER_RATES, RetryPolicy, WeComClient, WeComConfigError
@@ -92,7 +93,7 @@ class Services:
 
     async def open(self) -> Services:
         s, t = self.settings, self.tuning
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(s.data_dir, s.database_path)  # 0700 folder, 0600 files, whatever the umask
         self.db = await Database.open(s.database_path)
         self.inbox = InboxStore(self.db, await InboxWriter(s.database_path).open())
         self.outbox = OutboxStore(self.db)

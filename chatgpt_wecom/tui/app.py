@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -22,6 +23,7 @@ from chatgpt_wecom.tui.live import LIMIT as LIVE_LIMIT
 from chatgpt_wecom.tui.screens import PAGES, Context, OperatorScreen
 from chatgpt_wecom.tui.screens.live import LiveScreen
 from chatgpt_wecom.tui.widgets import LinkState
+from chatgpt_wecom.visible import visible
 
 SCREEN_NAMES: tuple[str, ...] = tuple(PAGES)
 
@@ -83,6 +85,19 @@ class OperatorApp(App[None]):
         if name in PAGES and name != self.current_mode:
             self.switch_mode(name)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast (the pages' too): daemon and user text in it has its controls spelled out (`visible`)."""
+        message, title = visible(message, multiline=True), visible(title)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     # --- from the connection ---------------------------------------------------------------------------
     def on_link_up(self, message: LinkUp) -> None:
         was_down = not self.link.connected and self.link.version != ""
@@ -96,6 +111,8 @@ class OperatorApp(App[None]):
     def on_link_down(self, message: LinkDown) -> None:
         if self.link.connected:
             self.notify("lost the daemon — reconnecting…", severity="warning", markup=False)
+        elif message.refused and message.reason != self.link.reason:  # whole, once: the bar has one line
+            self.notify(message.reason, title="not connected", severity="error", timeout=10, markup=False)
         self.link = LinkState(connected=False, connecting=False, reason=message.reason, version=self.link.version)
 
     def on_daemon_events(self, message: DaemonEvents) -> None:

@@ -1,15 +1,17 @@
 """The link to the daemon: owns the one ControlClient, follows the event stream, reconnects by itself.
 
-A worker loops: ask for the status (connected) → follow `GET /v1/events` → on any failure report the link down
-and retry with capped exponential backoff. Events are not posted one by one: they are buffered and flushed at
-most every `flush_every` seconds as one `DaemonEvents` message, so a burst of 100 events/s costs the UI a few
-messages a second.
+A worker loops: ask for the status → follow `GET /v1/events` (connected once the daemon accepts the stream) → on
+any failure report the link down and retry with capped exponential backoff. A daemon that refuses the stream
+(too many live-event clients) leaves the link down with its sentence as the reason, and is asked again later.
+Events are not posted one by one: they are buffered and flushed at most every `flush_every` seconds as one
+`DaemonEvents` message, so a burst of 100 events/s costs the UI a few messages a second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +42,12 @@ class LinkUp(Message):
 
 
 class LinkDown(Message):
-    """Not connected; `reason` says why, in words."""
+    """Not connected; `reason` says why, in words. `refused`: the daemon answered, and said no."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, refused: bool = False) -> None:
         super().__init__()
         self.reason = reason
+        self.refused = refused
 
 
 class DaemonEvents(Message):
@@ -117,30 +120,31 @@ class Connection:
         while True:
             try:
                 status = await self.client.status()
-            except LINK_ERRORS as exc:
-                await self._down(describe(exc, self.socket_path))
-                await self._pause(delay)
-                delay = min(delay * 2, self.max_delay)
-                continue
-            delay = self.min_delay
-            self.connected = True
-            self.app.post_message(LinkUp(status))
-            try:
-                async for event in self.client.events():
+                async for event in self.client.events(on_open=functools.partial(self._up, status)):
                     self._dropped += event.dropped
                     self._buffer.append(event)
-                reason = "the daemon closed the event stream"
+                reason, refused = "the daemon closed the event stream", False
             except LINK_ERRORS as exc:
-                reason = describe(exc, self.socket_path)
+                reason, refused = describe(exc, self.socket_path), isinstance(exc, ControlError)
+            was_up = self.connected
             self.flush()
-            await self._down(reason)
-            await self._pause(delay)
+            await self._down(reason, refused)
+            if was_up:  # lost after a while: retry soon
+                delay = self.min_delay
+                await self._pause(delay)
+            else:  # not there, or refused: back off
+                await self._pause(delay)
+                delay = min(delay * 2, self.max_delay)
 
-    async def _down(self, reason: str) -> None:
+    def _up(self, status: p.Status) -> None:
+        self.connected = True
+        self.app.post_message(LinkUp(status))
+
+    async def _down(self, reason: str, refused: bool = False) -> None:
         was_up, self.connected = self.connected, False
         if was_up:
             await self.client.close()  # drop pooled connections to the old daemon
-        self.app.post_message(LinkDown(reason))
+        self.app.post_message(LinkDown(reason, refused))
 
     async def _pause(self, seconds: float) -> None:
         self._retry_now.clear()

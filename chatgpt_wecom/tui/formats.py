@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from chatgpt_wecom.visible import visible
+
 
 @dataclass(frozen=True, slots=True)
 class Formats:
@@ -54,6 +56,6 @@ def tokens(prompt: int | None, completion: int | None) -> str:
 
 
 def one_line(text: str, width: int) -> str:
-    """`text` on one line, cut to `width` characters with an ellipsis."""
-    flat = " ".join(text.split())
+    """`text` on one line, controls spelled out (`visible`), cut to `width` characters with an ellipsis."""
+    flat = visible(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"

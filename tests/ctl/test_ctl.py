@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 from pydantic import TypeAdapter
@@ -369,3 +370,81 @@ async def test_events_say_when_the_daemon_closes_the_stream(tmp_path: Path, weco
     code, err = await follower.stop()
     assert code == 1
     assert err.strip() == "chatgpt-wecom: the daemon closed the event stream (it is stopping or restarting)"
+
+
+# --- text users chose cannot drive the operator's terminal ---------------------------------------------
+CLEAR, CLIPBOARD, C1_CSI, RLO = "\x1b[2J", "\x1b]52;c;aGFja2Vk\x07", "\x9b31m", "\u202e"
+HOSTILE = f"hi{CLEAR}{CLIPBOARD}{C1_CSI}{RLO}gnp.exe"
+SHOWN = "hi\\x1b[2J\\x1b]52;c;aGFja2Vk\\x07\\x9b31m<U+202E>gnp.exe"
+RAW = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+async def test_every_command_shows_control_and_bidi_characters_visibly(sock: Path, daemon: DaemonRunner) -> None:
+    user = f"m{CLEAR}{RLO}"
+    async with ControlClient(sock) as client:
+        await client.playground(user, f"line one\n{HOSTILE}")
+        await daemon.idle()
+        await client.add_words([HOSTILE])
+        await client.add_users("deny", [user])
+    followers = [await Follower.start(sock), await Follower.start(sock, "--json")]
+    try:
+        await _until_subscribed(sock, *followers)
+        async with ControlClient(sock) as client:
+            await client.pause(HOSTILE)
+        for f in followers:
+            await f.read_until(lambda line: "paused" in line, "bot.paused")
+    finally:
+        stopped = [await f.stop() for f in followers]
+    assert stopped == [(0, ""), (0, "")]
+    reads = await asyncio.gather(
+        ok(sock, "conversations"),
+        ok(sock, "history", user),
+        ok(sock, "status"),
+        ok(sock, "users", "deny", "list"),
+        ok(sock, "words", "list"),
+        ok(sock, "quota", "show"),
+        ok(sock, "--json", "conversations"),
+        ok(sock, "history", user, "--format", "json"),
+        ok(sock, "--json", "status"),
+    )
+    changes = await asyncio.gather(  # after the reads above
+        ok(sock, "quota", "reset", user),
+        ok(sock, "words", "remove", HOSTILE),
+        ok(sock, "users", "deny", "remove", user),
+    )
+    printed = [r.out for r in (*reads, *changes)] + ["\n".join(f.lines) for f in followers]
+    for out in printed:
+        assert not [c for c in RAW if c in out], out
+    conversations, history, status, deny, words, quota, *as_json = (r.out for r in reads)
+    reset, removed, undenied = (r.out for r in changes)
+    assert f"Q: line one {SHOWN}" in conversations and f"A: echo: line one {SHOWN}" in conversations
+    assert "m\\x1b[2J<U+202E>  单聊" in conversations
+    assert "# Conversation history of m\\x1b[2J<U+202E>\n" in history
+    assert f"\nline one\n{SHOWN}\n" in history  # Markdown keeps its newlines
+    assert f"PAUSED — users get: {SHOWN}" in status and any("paused" in line for line in followers[0].lines)
+    assert deny == "m\\x1b[2J<U+202E>\n" and words == f"{SHOWN}\n"
+    assert "m\\x1b[2J<U+202E>" in quota and reset.endswith(" count(s) for m\\x1b[2J<U+202E>\n")
+    assert removed == f"removed: {SHOWN}\n" and undenied == "removed from deny: m\\x1b[2J<U+202E>\n"
+    assert SHOWN in "\n".join(followers[0].lines)  # the human event lines
+    page = p.ExchangePage.model_validate_json(as_json[0])  # JSON: escaped, and the same values
+    assert page.items[0].question == f"line one\n{HOSTILE}" and page.items[0].user_id == user
+    assert EXCHANGES.validate_json(as_json[1])[0].answer == f"echo: line one\n{HOSTILE}"
+    assert p.Status.model_validate_json(as_json[2]).pause_notice == HOSTILE
+    paused = [p.Event.model_validate_json(line) for line in followers[1].lines if "bot.paused" in line]
+    assert paused and paused[0].data["notice"] == HOSTILE
+
+
+async def test_events_refused_past_the_cap_is_one_line(sock: Path, daemon: DaemonRunner) -> None:
+    assert daemon.services is not None
+    cap = daemon.services.bus.max_subscribers
+    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock), limit=0)) as http:
+        held = [await http.get(f"http://daemon{p.API}/events") for _ in range(cap)]
+        human, as_json = await asyncio.gather(ctl(sock, "events"), ctl(sock, "--json", "events"))
+        for resp in held:
+            resp.close()
+    for result in (human, as_json):
+        assert (result.code, result.out) == (1, ""), result
+        assert result.err == (
+            f"chatgpt-wecom: too many live-event clients: the daemon serves at most {cap} at once "
+            "(TUIs and `ctl events`); close one and try again\n"
+        )

@@ -1,8 +1,12 @@
-"""The database wrapper: transactions stay usable after failures and cancellation."""
+"""The database wrapper: transactions stay usable after failures and cancellation; its files are private."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,37 @@ async def test_cancelled_writes_leave_the_database_writable(tmp_path: Path) -> N
             assert (f"k{n}" in rows) == (f"j{n}" in rows)
     finally:
         await db.close()
+
+
+async def test_the_database_and_its_wal_and_shm_are_0600_under_a_loose_umask(tmp_path: Path) -> None:
+    folder, old = tmp_path / "data", os.umask(0o022)
+    try:
+        db = await Database.open(folder / "db.sqlite3")
+        try:
+            await db.execute("INSERT INTO daemon_state (key, value) VALUES ('a', '1')")
+            files = [folder / name for name in ("db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm")]
+            assert {path.name: oct(mode(path)) for path in files} == {path.name: "0o600" for path in files}
+            assert mode(folder) == 0o700
+        finally:
+            await db.close()
+    finally:
+        os.umask(old)
+
+
+async def test_an_existing_database_readable_by_others_is_tightened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    sqlite3.connect(path).close()  # as an older version left it: 0644 under the usual umask
+    os.chmod(path, 0o644)
+    os.chmod(tmp_path, 0o755)
+    caplog.set_level(logging.INFO, logger="chatgpt_wecom")
+    db = await Database.open(path)
+    await db.close()
+    assert (mode(path), mode(tmp_path)) == (0o600, 0o700)
+    [line] = [r.getMessage() for r in caplog.records if "tightened" in r.getMessage()]
+    assert f"{tmp_path} 0755→0700" in line and f"{path} 0644→0600" in line
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)

@@ -245,3 +245,42 @@ async def test_status_masks_a_password_in_wecom_api_base(tmp_path: Path, wecom: 
         status = await client.status()
     assert "Hunter2pass" not in status.model_dump_json()
     assert status.wecom_api_base.startswith("http://***@127.0.0.1:")
+
+
+async def _first_event(client: ControlClient, opened: asyncio.Event) -> p.Event:
+    async for event in client.events(on_open=opened.set):
+        return event
+    raise AssertionError("the stream ended")
+
+
+async def test_live_event_clients_are_capped_and_the_refused_one_is_told_why(daemon: DaemonRunner) -> None:
+    services = daemon.services
+    assert services is not None
+    cap = services.bus.max_subscribers
+    assert 8 <= cap <= 64  # a sensible default: a few TUIs and `ctl events`, not unbounded memory
+    sock = daemon.settings.socket_path
+    conn = aiohttp.UnixConnector(path=str(sock), limit=0)
+    async with aiohttp.ClientSession(connector=conn) as http, ControlClient(sock) as client:
+        held = [await http.get(f"http://daemon{p.API}/events") for _ in range(cap)]  # none of them reads
+        assert [r.status for r in held] == [200] * cap
+        await wait_until(lambda: subscribers(daemon) == cap, what="every client to subscribe")
+
+        with pytest.raises(ControlError) as refused:
+            await asyncio.wait_for(anext(client.events()), 10)
+        assert (refused.value.status, refused.value.code) == (503, "too_many_clients")
+        assert str(refused.value) == (
+            f"too many live-event clients: the daemon serves at most {cap} at once (TUIs and `ctl events`); "
+            "close one and try again"
+        )
+        assert subscribers(daemon) == cap and not (await client.status()).paused  # the rest of the API answers
+
+        held.pop().close()
+        await wait_until(lambda: subscribers(daemon) == cap - 1, what="the closed client's slot to free")
+        opened = asyncio.Event()
+        first = asyncio.create_task(_first_event(client, opened))
+        await asyncio.wait_for(opened.wait(), 10)  # accepted this time
+        await client.resume()
+        assert (await asyncio.wait_for(first, 10)).kind == "bot.resumed"
+        for resp in held:
+            resp.close()
+    await wait_until(lambda: subscribers(daemon) == 0, what="every slot to free")

@@ -105,3 +105,33 @@ async def test_status_shows_an_error_with_brackets(daemon: DaemonRunner, wecom: 
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: "no such user [/v1/x] [vx]" in screen_text(app), "the error on screen")
         assert app.is_running and app.return_code is None
+
+
+async def test_control_and_bidi_characters_are_spelled_out_never_sent_to_the_terminal(daemon: DaemonRunner) -> None:
+    user, question = "m\x1b[2J\u202e", "hi\x1b]52;c;aGk=\x07 \x9b31m red\u202egnp.exe"
+    raw = ("\x1b", "\x07", "\x9b", "\u202e")
+    shown_user, shown_question = "m\\x1b[2J<U+202E>", "hi\\x1b]52;c;aGk=\\x07 \\x9b31m red<U+202E>gnp.exe"
+    app = tui(daemon.settings.socket_path)
+    async with app.run_test(size=SIZE) as pilot, ControlClient(daemon.settings.socket_path) as client:
+        await connected(pilot)
+        await client.playground(user, question)
+        await wait_for(pilot, lambda: f"echo: {shown_question}" in screen_text(app), "the answer on the Live page")
+        await client.add_users("deny", [user])
+        text = screen_text(app)
+        assert shown_user in text and not [c for c in raw if c in text]
+
+        await pilot.press("5")  # History: the user picked from this month's users
+        users = app.screen.query_one("#history-users", OptionList)
+        await wait_for(pilot, lambda: options(users) == [user], "the users of this month")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: f"{shown_user}: 1 exchanges" in screen_text(app), "the history title")
+        text = screen_text(app)
+        assert f"Q: {shown_question}" in text and not [c for c in raw if c in text]
+        assert app.screen.query_one("#history-user", Input).value == shown_user  # the input echoes the pick
+
+        await pilot.press("escape", "2")  # Users: the deny list
+        deny = app.screen.query_one("#list-deny", OptionList)
+        await wait_for(pilot, lambda: options(deny) == [user], "the deny list")
+        text = screen_text(app)
+        assert shown_user in text and not [c for c in raw if c in text]
+        assert app.is_running and app.return_code is None

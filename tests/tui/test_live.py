@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+from textual.notifications import Notify
 from textual.widgets import DataTable
 
+from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.tui import make_app
+from chatgpt_wecom.tui.connection import LinkDown
 from chatgpt_wecom.tui.screens.live import LiveScreen
 from tests.daemon_runner import DaemonRunner
 from tests.fakes.model import FakeModel
@@ -120,3 +124,36 @@ def _count_batches(message: object, batches: list[int]) -> None:
 
     if isinstance(message, DaemonEvents):
         batches.append(len(message.events) + message.dropped)  # dropped by the daemon for us: still published
+
+
+async def test_refused_for_too_many_clients_says_so_and_connects_once_a_slot_frees(daemon: DaemonRunner) -> None:
+    assert daemon.services is not None
+    cap, sock = daemon.services.bus.max_subscribers, daemon.settings.socket_path
+    toasts: list[str] = []
+    downs: list[LinkDown] = []
+    app = tui(sock)
+    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock), limit=0)) as http:
+        held = [await http.get(f"http://daemon{p.API}/events") for _ in range(cap)]
+        async with app.run_test(size=SIZE, message_hook=lambda m: _hook(m, toasts, downs)) as pilot:
+            await wait_for(pilot, lambda: len(downs) >= 3, "a few refusals")  # the TUI keeps asking
+            sentence = (
+                f"the daemon refused: too many live-event clients: the daemon serves at most {cap} at once "
+                "(TUIs and `ctl events`); close one and try again (too_many_clients)"
+            )
+            assert toasts == [sentence]  # the whole sentence, once
+            text = screen_text(app)
+            assert "○ disconnected — reconnecting… (the daemon refused: too many live-event clients" in text
+            assert not app.link.connected
+            held.pop().close()
+            await connected(pilot)
+            assert "● connected" in screen_text(app)
+            assert toasts == [sentence]  # no "reconnected" / "lost the daemon" flapping on the way
+        for resp in held:
+            resp.close()
+
+
+def _hook(message: object, toasts: list[str], downs: list[LinkDown]) -> None:
+    if isinstance(message, Notify):
+        toasts.append(message.notification.message)
+    elif isinstance(message, LinkDown):
+        downs.append(message)

@@ -2,7 +2,8 @@
 
 Reads: status, conversations, a user's history, quotas, lists, words, templates, audit log.
 Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground.
-Live: `GET /v1/events` streams bus events as Server-Sent Events from a bounded per-client queue.
+Live: `GET /v1/events` streams bus events as Server-Sent Events from a bounded per-client queue; past the bus's
+cap of clients a new one gets 503 `too_many_clients`.
 Errors are `{"error", "code"}`. Changes are audited with the operator's OS user as the actor.
 """
 
@@ -21,7 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from chatgpt_wecom import protocol as p
-from chatgpt_wecom.daemon.control.bus import Event
+from chatgpt_wecom.daemon.control.bus import Event, TooManySubscribers
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.services import Services
 
@@ -230,7 +231,11 @@ def _sse(event: Event) -> bytes:
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events. A client that cannot keep up loses the oldest events and is told how many."""
     services = _svc(request)
-    subscription = services.bus.subscribe()
+    try:
+        subscription = services.bus.subscribe()
+    except TooManySubscribers as exc:
+        log.warning("control: refused a live-event client: %d are connected already (the limit)", exc.limit)
+        return _error(503, "too_many_clients", str(exc))
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     idle = 0.0

@@ -2,7 +2,8 @@
 
 Publishing never blocks and never fails: each subscriber has a bounded queue, and a subscriber that falls behind
 loses the oldest events and is told how many (`dropped`) with its next one. A slow client can never slow the
-daemon.
+daemon. The number of subscribers is capped (`max_subscribers`), so clients that never read cannot add up:
+past it, `subscribe` raises `TooManySubscribers`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ERROR_KINDS = frozenset({"error", "delivery.failed"})
+MAX_SUBSCRIBERS = 32  # live-event clients (each TUI or `ctl events` is one); ~0.2 MiB each when it never reads
 PREVIEW = 2000  # characters of a question or answer carried by an event; the history has the rest
 
 
@@ -30,6 +32,17 @@ class Event:
     seq: int = 0
     at: float = field(default_factory=time.time)
     dropped: int = 0  # events this subscriber lost just before this one
+
+
+class TooManySubscribers(Exception):
+    """The bus has `limit` subscribers already; the message says so and what to do, for the refused client."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"too many live-event clients: the daemon serves at most {limit} at once (TUIs and `ctl events`); "
+            "close one and try again"
+        )
+        self.limit = limit
 
 
 class Subscription:
@@ -69,9 +82,10 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, queue_size: int = 1000, keep_errors: int = 20) -> None:
+    def __init__(self, queue_size: int = 1000, keep_errors: int = 20, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
         self._subscribers: set[Subscription] = set()
         self._queue_size = queue_size
+        self.max_subscribers = max_subscribers
         self._seq = itertools.count(1)
         self.recent_errors: deque[Event] = deque(maxlen=keep_errors)  # for the status page
 
@@ -83,6 +97,9 @@ class EventBus:
             sub._offer(event)
 
     def subscribe(self, queue_size: int | None = None) -> Subscription:
+        """A new subscriber's queue; TooManySubscribers when `max_subscribers` are subscribed already."""
+        if len(self._subscribers) >= self.max_subscribers:
+            raise TooManySubscribers(self.max_subscribers)
         sub = Subscription(self, queue_size or self._queue_size)
         self._subscribers.add(sub)
         return sub

@@ -1,7 +1,7 @@
 """The I/O behind rich messages: drawing images, hearing voice, fetching pictures users send.
 
 Files live under `data_dir`: generated images in `images/`, pictures users sent in `uploads/`, named by the inbox
-row they belong to (never by anything a user chose).
+row they belong to (never by anything a user chose); folders 0700, files 0600.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from chatgpt_wecom.daemon.llm import GeneratedImage, ModelClient
 from chatgpt_wecom.daemon.media import MediaError, image_kind, voice_for_transcription_async
+from chatgpt_wecom.daemon.store.private import write_private
 from chatgpt_wecom.daemon.wecom.api import WeComClient
 
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
@@ -21,13 +22,7 @@ def extension(content_type: str) -> str:
 
 
 async def _write(path: Path, data: bytes) -> None:
-    def write() -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-
-    await asyncio.to_thread(write)
+    await asyncio.to_thread(write_private, path, data)
 
 
 class RichMedia:

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiosqlite
 
+from chatgpt_wecom.daemon.store.private import report, secure_database
 from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 in a 0700 folder before SQLite opens it: its -wal and -shm then get the same mode.
+        report(secure_database(path))
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         # WAL: readers never block the writer. synchronous=FULL: a committed inbox row survives a power

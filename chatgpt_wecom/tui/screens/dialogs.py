@@ -1,6 +1,7 @@
 """Modal dialogs: a yes/no confirmation and a one-line prompt. Keyboard-first: y/n, Enter/Escape.
 
-Questions often quote daemon data or operator input (user ids, words, paths): they are shown literally.
+Questions often quote daemon data or operator input (user ids, words, paths): they are shown literally, with
+control characters spelled out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
+
+from chatgpt_wecom.visible import visible
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -31,7 +34,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="question", markup=False)
+            yield Label(visible(self.question, multiline=True), classes="question", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button(Text(f"{self.yes} [y]"), id="yes", variant="warning")
                 yield Button(Text("No [n]"), id="no")
@@ -59,7 +62,7 @@ class PromptDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="question", markup=False)
+            yield Label(visible(self.question, multiline=True), classes="question", markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="answer")
             yield Label("Enter: OK · Escape: cancel", classes="hint")
 

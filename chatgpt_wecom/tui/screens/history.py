@@ -19,6 +19,7 @@ from chatgpt_wecom import protocol as p
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
+from chatgpt_wecom.visible import visible
 
 
 def default_export_path(user: str) -> str:
@@ -64,7 +65,7 @@ class HistoryScreen(OperatorScreen):
             before = box.highlighted
             box.clear_options()
             names = sorted((u.user_id for u in quotas.users), key=str.casefold)
-            box.add_options([Option(name, id=name) for name in names])
+            box.add_options([Option(visible(name), id=name) for name in names])
             if names:
                 box.highlighted = min(before or 0, len(names) - 1)
         if self.user is not None:
@@ -72,7 +73,7 @@ class HistoryScreen(OperatorScreen):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:
-            self.query_one("#history-user", Input).value = event.option.id
+            self.query_one("#history-user", Input).value = visible(event.option.id)  # an Input shows it raw
             self.show_user(event.option.id)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -92,12 +93,12 @@ class HistoryScreen(OperatorScreen):
         self.user, self.exchanges = user, items
         tokens = sum(x.prompt_tokens + x.completion_tokens for x in items)
         self.query_one("#history-title", Static).update(
-            f"{user}: {len(items)} exchanges, {tokens} tokens · e export to Markdown"
+            f"{visible(user)}: {len(items)} exchanges, {tokens} tokens · e export to Markdown"
         )
         log = self.query_one("#history-log", RichLog)
         log.clear()
         if not items:
-            log.write(Text(f"No conversation with {user} yet.", "dim"))
+            log.write(Text(f"No conversation with {visible(user)} yet.", "dim"))
         for x in items:
             log.write(self.render_exchange(x))
         log.scroll_home(animate=False)
@@ -105,14 +106,14 @@ class HistoryScreen(OperatorScreen):
     def render_exchange(self, x: p.Exchange) -> Text:
         """One exchange: a heading line, the question, the answer (or why there is none)."""
         used = fmt.tokens(x.prompt_tokens, x.completion_tokens)
-        text = Text(f"── {self.ctx.formats.stamp(x.asked_at)} · {x.mode} · {used} tokens", "dim")
+        text = Text(f"── {self.ctx.formats.stamp(x.asked_at)} · {visible(x.mode)} · {used} tokens", "dim")
         text.append("\nQ: ", "bold cyan")
-        text.append(x.question)
+        text.append(visible(x.question, multiline=True))
         text.append("\nA: ", "bold green")
         if x.answer is not None:
-            text.append(x.answer)
+            text.append(visible(x.answer, multiline=True))
         else:
-            text.append(f"(no answer: {x.error})", "red")
+            text.append(f"(no answer: {visible(str(x.error))})", "red")
         text.append("\n")
         return text
 
@@ -155,7 +156,7 @@ class HistoryScreen(OperatorScreen):
 
     def say(self, said: str, severity: SeverityLevel = "information") -> None:
         """Tell the operator how an export went, in a notification and on the page's status line."""
-        self.query_one("#history-status", Static).update(said)
+        self.query_one("#history-status", Static).update(visible(said))
         self.notify(said, severity=severity, markup=False)
 
 

@@ -14,6 +14,7 @@ from chatgpt_wecom.protocol import Event
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.live import LIMIT, LiveLog, LiveRow
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
+from chatgpt_wecom.visible import visible
 
 COLUMNS = (("time", 8), ("user", 12), ("question", 28), ("answer", 30), ("state", 8), ("latency", 7), ("tokens", 9))
 STATE_STYLES = {
@@ -105,8 +106,8 @@ class LiveScreen(OperatorScreen):
     def _cells(self, row: LiveRow) -> tuple[Text, ...]:
         """The row's cells, as Text: DataTable parses plain strings as markup, and these come from WeCom users."""
         state = row.state if row.error is None or row.state in ("error", "failed") else f"{row.state} ⚠"
-        question = fmt.one_line(row.question, 60) if row.msg_type == "text" else f"[{row.msg_type}]"
-        user = row.user + (" ▶" if row.source == "playground" else "")
+        question = fmt.one_line(row.question, 60) if row.msg_type == "text" else f"[{visible(row.msg_type)}]"
+        user = visible(row.user) + (" ▶" if row.source == "playground" else "")
         return (
             Text(self.ctx.formats.clock(row.at)),
             Text(user),
@@ -131,11 +132,12 @@ class LiveScreen(OperatorScreen):
         if row is None:
             detail.update("", layout=False)
             return
-        head = f"#{row.inbox_id} {row.user} · {row.mode or '…'} · {row.state}"
+        head = visible(f"#{row.inbox_id} {row.user} · {row.mode or '…'} · {row.state}")
         if row.error:
-            head += f" · error: {row.error}"
-        answer = row.answer if row.answer is not None else "…"
-        detail.update(f"{head}\nQ: {row.question}\nA: {answer}", layout=False)
+            head += f" · error: {visible(row.error)}"
+        question = visible(row.question, multiline=True)
+        answer = visible(row.answer, multiline=True) if row.answer is not None else "…"
+        detail.update(f"{head}\nQ: {question}\nA: {answer}", layout=False)
 
     # --- keys ----------------------------------------------------------------------------------------
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -15,6 +15,7 @@ from textual.widgets import Input, Label, Static
 from chatgpt_wecom.protocol import Event
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
+from chatgpt_wecom.visible import visible
 
 DEFAULT_USER = "playground"
 KEEP = 100  # turns kept on screen
@@ -38,14 +39,14 @@ class Turn(Static):
 
     def render_turn(self) -> Text:
         """The question, then the answer or what is happening."""
-        text = Text.assemble((f"{self.user} ▶ ", "bold cyan"), self.question)
+        text = Text.assemble((f"{visible(self.user)} ▶ ", "bold cyan"), visible(self.question, multiline=True))
         if self.answer is not None:
             text.append("\n◀ ", "bold green")
-            text.append(self.answer)
+            text.append(visible(self.answer, multiline=True))
             if self.meta:
-                text.append(f"\n   {self.meta}", "dim")
+                text.append(f"\n   {visible(self.meta)}", "dim")
         else:
-            text.append(f"\n   {self.state}", "dim italic")
+            text.append(f"\n   {visible(self.state)}", "dim italic")
         return text
 
     def apply(self, event: Event) -> None:

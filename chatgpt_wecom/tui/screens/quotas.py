@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.tui.screens.base import OperatorScreen
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog
+from chatgpt_wecom.visible import visible
 
 COLUMNS = (("user", 20), ("today", 12), ("questions (month)", 18), ("tokens (month)", 16), ("limit", 10))
 
@@ -57,7 +58,7 @@ class QuotasScreen(OperatorScreen):
             full = quotas.limit > 0 and not u.unlimited and u.used_today >= quotas.limit
             today = f"{u.used_today}/{quotas.limit}" if quotas.limit > 0 and not u.unlimited else str(u.used_today)
             table.add_row(
-                Text(u.user_id),  # DataTable parses plain strings as markup
+                Text(visible(u.user_id)),  # DataTable parses plain strings as markup
                 Text(today, "bold red" if full else ""),
                 str(u.questions_month),
                 str(u.tokens_month),

@@ -16,6 +16,7 @@ from chatgpt_wecom import protocol as p
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.formats import Formats
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
+from chatgpt_wecom.visible import visible
 
 REFRESH_EVERY = 5.0  # seconds, while the page is shown
 
@@ -42,7 +43,8 @@ def render_status(s: p.Status, formats: Formats) -> RenderableType:
     section("daemon")
     row("version", s.version)
     row("uptime", f"{fmt.duration(s.uptime)} (since {formats.stamp(s.started_at)})")
-    row("bot", Text(f"PAUSED — notice: {s.pause_notice}", "bold yellow") if s.paused else Text("answering", "green"))
+    notice = visible(s.pause_notice)
+    row("bot", Text(f"PAUSED — notice: {notice}", "bold yellow") if s.paused else Text("answering", "green"))
     row("config", s.config_path or "(none: environment only)")
     row("data dir", s.data_dir)
     section("model")
@@ -59,7 +61,7 @@ def render_status(s: p.Status, formats: Formats) -> RenderableType:
     secrets = Text()
     for name, is_set in sorted(s.secrets.items()):
         secrets.append_text(yes_no(is_set))
-        secrets.append(f" {name}   ")
+        secrets.append(f" {visible(name)}   ")
     row("set", secrets)
     errors = Table(title="last errors", title_justify="left", title_style="bold underline", expand=True)
     for column in ("time", "kind", "source", "error"):
@@ -73,8 +75,9 @@ def render_status(s: p.Status, formats: Formats) -> RenderableType:
 
 
 def literal(value: str | Text) -> Text:
-    """`value` as Rich text that is never parsed as markup (a Rich table parses plain strings)."""
-    return value if isinstance(value, Text) else Text(value)
+    """`value` as Rich text that is never parsed as markup (a Rich table parses plain strings), its control
+    characters spelled out (`visible`)."""
+    return value if isinstance(value, Text) else Text(visible(value))
 
 
 def token_text(t: p.TokenState) -> Text:
@@ -87,7 +90,7 @@ def token_text(t: p.TokenState) -> Text:
         text = Text("✗ none yet (fetched on the first send)", "yellow")
     if t.last_error:
         code = f" [{t.last_error_code}]" if t.last_error_code is not None else ""
-        text.append(f" · last error{code}: {t.last_error}", "red")
+        text.append(f" · last error{code}: {visible(t.last_error)}", "red")
     return text
 
 

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.tui.screens.base import OperatorScreen
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
+from chatgpt_wecom.visible import visible
 
 MEANING: dict[p.ListName, str] = {
     "allow": "empty = everyone",
@@ -72,7 +73,7 @@ class UsersScreen(OperatorScreen):
         box = self.query_one(f"#list-{name}", OptionList)
         before = box.highlighted
         box.clear_options()
-        box.add_options([Option(user, id=user) for user in users])
+        box.add_options([Option(visible(user), id=user) for user in users])
         box.border_title = f"{name} ({len(users)})"
         if users:
             box.highlighted = min(before or 0, len(users) - 1)

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
+from chatgpt_wecom.visible import visible
 
 
 def split_words(text: str) -> list[str]:
@@ -61,7 +62,7 @@ class WordsScreen(OperatorScreen):
         box = self.query_one("#words-list", OptionList)
         before = box.highlighted
         box.clear_options()
-        box.add_options([Option(w, id=w) for w in shown])
+        box.add_options([Option(visible(w), id=w) for w in shown])
         if shown:
             box.highlighted = min(before or 0, len(shown) - 1)
         count = f"{len(shown)} of {len(self.words)}" if needle else f"{len(self.words)}"

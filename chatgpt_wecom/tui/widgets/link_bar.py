@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
+from chatgpt_wecom.visible import visible
+
 
 @dataclass(frozen=True, slots=True)
 class LinkState:
@@ -38,9 +40,9 @@ class LinkBar(Static):
 def render(state: LinkState) -> Text:
     """The bar's text for `state`."""
     if state.connecting:
-        return Text.assemble(("◌ connecting… ", "bold"), (state.reason, "dim"))
+        return Text.assemble(("◌ connecting… ", "bold"), (visible(state.reason), "dim"))
     if not state.connected:
-        return Text.assemble(("○ disconnected — reconnecting… ", "bold"), (f"({state.reason})", "dim"))
+        return Text.assemble(("○ disconnected — reconnecting… ", "bold"), (f"({visible(state.reason)})", "dim"))
     text = Text.assemble(("● connected", "bold green"))
     if state.version:
         text.append(f" · daemon {state.version}", "dim")
