@@ -34,6 +34,7 @@ def test_the_daemon_never_loads_textual(module: str) -> None:
         "chatgpt_wecom.ctl",
         "chatgpt_wecom.tui",
         "chatgpt_wecom.demo.launcher",
+        "chatgpt_wecom.visible",
     ],
 )
 def test_clients_never_load_the_daemon(module: str) -> None:
