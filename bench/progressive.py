@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from chatgpt_wecom.daemon.control.bus import Subscription
+from chatgpt_wecom.daemon.events import Subscription
 from tests.daemon_runner import AGENT_ID, SOCKETS, DaemonRunner, make_settings
 from tests.fakes.model import FakeModel, ModelRequest
 from tests.fakes.wecom import SEND, FakeWeCom

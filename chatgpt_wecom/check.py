@@ -36,8 +36,8 @@ import aiohttp
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, redact_userinfo
 from chatgpt_wecom.daemon.control.site import MAX_SOCKET_PATH
-from chatgpt_wecom.daemon.llm import ModelClient, ModelError, ModelTimeoutError
-from chatgpt_wecom.daemon.llm_http import first_token_wait
+from chatgpt_wecom.daemon.model.client import ModelClient, ModelError, ModelTimeoutError
+from chatgpt_wecom.daemon.model.http import first_token_wait
 from chatgpt_wecom.daemon.wecom.api import (
     ERR_TRANSPORT,
     RetryPolicy,

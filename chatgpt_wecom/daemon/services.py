@@ -19,14 +19,14 @@ from chatgpt_wecom.config import ConfigError, Settings, load_settings, redact_us
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.policy import day_start, month_start
 from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
-from chatgpt_wecom.daemon.control.bus import EventBus, preview
-from chatgpt_wecom.daemon.llm import ModelClient
+from chatgpt_wecom.daemon.events import EventBus, preview
+from chatgpt_wecom.daemon.live_policy import LivePolicy
+from chatgpt_wecom.daemon.media.files import RichMedia
+from chatgpt_wecom.daemon.model.client import ModelClient
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
-from chatgpt_wecom.daemon.pipeline.live_policy import LivePolicy
 from chatgpt_wecom.daemon.pipeline.pacing import Pacer, Rate
 from chatgpt_wecom.daemon.pipeline.responder import Responder
-from chatgpt_wecom.daemon.pipeline.rich import RichMedia
 from chatgpt_wecom.daemon.pipeline.worker import Worker
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from chatgpt_wecom.daemon.control.bus import Event
+from chatgpt_wecom.daemon.events import Event
 from tests.daemon_runner import MSG_IDS, DaemonRunner, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom

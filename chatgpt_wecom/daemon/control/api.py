@@ -22,7 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from chatgpt_wecom import protocol as p
-from chatgpt_wecom.daemon.control.bus import Event, TooManySubscribers
+from chatgpt_wecom.daemon.events import Event, TooManySubscribers
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.services import Services
 

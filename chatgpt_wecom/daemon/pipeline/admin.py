@@ -16,7 +16,7 @@ from chatgpt_wecom.daemon.chat.commands import (
     Unblock,
 )
 from chatgpt_wecom.daemon.chat.policy import LIST_NAMES
-from chatgpt_wecom.daemon.pipeline.live_policy import LivePolicy
+from chatgpt_wecom.daemon.live_policy import LivePolicy
 from chatgpt_wecom.daemon.store.usage import UsageStore
 
 

@@ -20,11 +20,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from chatgpt_wecom.daemon.control.bus import EventBus
-from chatgpt_wecom.daemon.media import MediaError
+from chatgpt_wecom.daemon.events import EventBus
+from chatgpt_wecom.daemon.media.errors import MediaError
+from chatgpt_wecom.daemon.media.images import extension, read_image
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.pacing import Pacer
-from chatgpt_wecom.daemon.pipeline.rich import extension, read_image
 from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT
 from chatgpt_wecom.daemon.store.outbox import OutboxStore, Part
 from chatgpt_wecom.daemon.wecom.api import (

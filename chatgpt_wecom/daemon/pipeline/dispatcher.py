@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from chatgpt_wecom.daemon.control.bus import EventBus
+from chatgpt_wecom.daemon.events import EventBus
 
 log = logging.getLogger(__name__)
 

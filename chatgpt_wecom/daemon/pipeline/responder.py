@@ -33,8 +33,12 @@ from chatgpt_wecom.daemon.chat.policy import check_quota, day_start, local_day, 
 from chatgpt_wecom.daemon.chat.session import Session, current_session
 from chatgpt_wecom.daemon.chat.stream_censor import StreamCensor
 from chatgpt_wecom.daemon.chat.templates import Templates, match_template
-from chatgpt_wecom.daemon.control.bus import EventBus
-from chatgpt_wecom.daemon.llm import (
+from chatgpt_wecom.daemon.events import EventBus
+from chatgpt_wecom.daemon.live_policy import LivePolicy
+from chatgpt_wecom.daemon.media.errors import MediaError
+from chatgpt_wecom.daemon.media.files import RichMedia
+from chatgpt_wecom.daemon.media.images import read_image
+from chatgpt_wecom.daemon.model.client import (
     Completion,
     ContentPolicyError,
     ContextTooLongError,
@@ -42,11 +46,8 @@ from chatgpt_wecom.daemon.llm import (
     ModelError,
     ModelUnavailableError,
 )
-from chatgpt_wecom.daemon.media import MediaError
 from chatgpt_wecom.daemon.pipeline.admin import AdminActions
-from chatgpt_wecom.daemon.pipeline.live_policy import LivePolicy
 from chatgpt_wecom.daemon.pipeline.progressive import ProgressiveSplitter
-from chatgpt_wecom.daemon.pipeline.rich import RichMedia, read_image
 from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.inbox import InboxRow

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from chatgpt_wecom.daemon.chat import replies
-from chatgpt_wecom.daemon.control.bus import EventBus, preview
+from chatgpt_wecom.daemon.events import EventBus, preview
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.responder import Responder

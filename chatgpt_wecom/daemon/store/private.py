@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
-MEDIA_FOLDERS = ("images", "uploads")  # pipeline/rich.py's folders under data_dir
+MEDIA_FOLDERS = ("images", "uploads")  # media/files.py's folders under data_dir
 PRIVATE_FILES = ("history-link.key",)  # web/links.py's key
 
 

@@ -11,7 +11,7 @@ import logging
 
 from aiohttp import web
 
-from chatgpt_wecom.daemon.control.bus import preview
+from chatgpt_wecom.daemon.events import preview
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.store.inbox import NewMessage
 from chatgpt_wecom.daemon.wecom.crypto import CryptoError, DecryptError

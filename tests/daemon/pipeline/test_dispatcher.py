@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chatgpt_wecom.daemon.control.bus import EventBus
+from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 
 

@@ -14,7 +14,7 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
-from chatgpt_wecom.daemon.llm_http import NoFirstByte
+from chatgpt_wecom.daemon.model.http import NoFirstByte
 
 __all__ = [
     "CHAT_MODEL_KEY",

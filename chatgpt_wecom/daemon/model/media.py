@@ -18,7 +18,8 @@ from openai.types import ImagesResponse
 from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
 
 from chatgpt_wecom.config import Settings
-from chatgpt_wecom.daemon.llm_base import Completion, ErrorMapper, FeatureUnavailableError, chat_completion
+from chatgpt_wecom.daemon.media.images import image_kind
+from chatgpt_wecom.daemon.model.base import Completion, ErrorMapper, FeatureUnavailableError, chat_completion
 
 __all__ = [
     "DeploymentClients",
@@ -31,11 +32,6 @@ __all__ = [
 ]
 
 _WHAT = {"image": "image generation", "speech": "speech to text", "vision": "image understanding"}
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF8", "image/gif"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,13 +206,6 @@ def decode_image(response: ImagesResponse) -> GeneratedImage | None:
         return None
     if not data:
         return None
-    return GeneratedImage(data=data, content_type=_content_type(data), revised_prompt=first.revised_prompt or None)
-
-
-def _content_type(data: bytes) -> str:
-    for magic, content_type in _MAGIC:
-        if data.startswith(magic):
-            return content_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/png"
+    return GeneratedImage(
+        data=data, content_type=image_kind(data) or "image/png", revised_prompt=first.revised_prompt or None
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from chatgpt_wecom.daemon.llm import (
+from chatgpt_wecom.daemon.model.client import (
     Completion,
     ContentPolicyError,
     FeatureUnavailableError,
@@ -21,11 +21,11 @@ from chatgpt_wecom.daemon.llm import (
     ModelError,
     ModelUnavailableError,
 )
-from tests.daemon import test_llm
-from tests.daemon.test_llm import QUESTION, SECRET_KEY
+from tests.daemon.model import test_client as test_llm
+from tests.daemon.model.test_client import QUESTION, SECRET_KEY
 from tests.fakes.model import FakeModel, content_policy_body, error_body, tiny_png
 
-# test_llm's fixtures: a clean environment, a FakeModel, and ModelClients built from settings overrides.
+# test_client.py's fixtures: a clean environment, a FakeModel, and ModelClients built from settings overrides.
 _clean_env = test_llm._clean_env
 fake = test_llm.fake
 client_for = test_llm.client_for

@@ -1,6 +1,6 @@
 """ModelClient against FakeModel over real loopback HTTP: routing, retries, error mapping, streaming, proxying.
 
-The media calls (images, speech, vision) are in test_llm_media.py.
+The media calls (images, speech, vision) are in test_media.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from chatgpt_wecom.config import Settings
-from chatgpt_wecom.daemon.llm import (
+from chatgpt_wecom.daemon.model.client import (
     AnswerStream,
     Completion,
     ContextTooLongError,

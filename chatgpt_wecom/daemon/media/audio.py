@@ -1,4 +1,4 @@
-"""Media helpers: WeCom voice (AMR-NB, 8 kHz) → WAV for speech-to-text, and image sniffing.
+"""WeCom voice (AMR-NB, 8 kHz) → WAV for speech-to-text.
 
 Decoding uses PyAV, whose wheels bundle FFmpeg (including the native ``amrnb`` decoder), so nothing is
 fetched or shelled out at run time. Work is bounded: input ≤ 2 MB (WeCom's voice limit), decoded audio
@@ -16,6 +16,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chatgpt_wecom.daemon.media.errors import MediaError
+
 if TYPE_CHECKING:
     from av.audio.frame import AudioFrame
 
@@ -24,9 +26,7 @@ __all__ = [
     "MAX_VOICE_SECONDS",
     "TARGET_RATE",
     "Audio",
-    "MediaError",
     "duration_seconds",
-    "image_kind",
     "voice_for_transcription",
     "voice_for_transcription_async",
 ]
@@ -36,10 +36,6 @@ MAX_VOICE_SECONDS = 120.0
 TARGET_RATE = 16_000
 _SAMPLE_WIDTH = 2  # pcm_s16le, mono
 _MAX_BAD_PACKETS = 3
-
-
-class MediaError(Exception):
-    """Media could not be used; ``str(err)`` is short, holds no user data, and is safe to log or show."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +133,3 @@ def duration_seconds(data: bytes, source_format: str = "amr") -> float:
     """Exact duration of an audio file, by decoding it (AMR decodes at > 100x real time)."""
     _check_input(data)
     return sum(frame.samples / frame.sample_rate for frame in _frames(data, source_format))
-
-
-def image_kind(data: bytes) -> str | None:
-    """MIME type of a JPEG, PNG, GIF or WebP image from its magic bytes, or ``None`` if not one of those."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if len(data) >= 12 and data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None

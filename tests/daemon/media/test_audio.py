@@ -1,4 +1,4 @@
-"""Tests for chatgpt_wecom.daemon.media: AMR → WAV for transcription, limits, and image sniffing."""
+"""chatgpt_wecom.daemon.media.audio: AMR → WAV for transcription, and its limits."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from chatgpt_wecom.daemon import media
-from chatgpt_wecom.daemon.media import Audio, MediaError
+from chatgpt_wecom.daemon.media import audio as media
+from chatgpt_wecom.daemon.media.audio import Audio
+from chatgpt_wecom.daemon.media.errors import MediaError
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parent.parent.parent / "data"
 AMR_MAGIC = b"#!AMR\n"
 FIXTURE_SECONDS = 2.24  # 112 AMR-NB frames of 20 ms (espeak-ng "hello, this is a voice message")
 
@@ -147,29 +148,3 @@ def test_media_error_message_is_safe() -> None:
     with pytest.raises(MediaError) as err:
         media.voice_for_transcription(b"SECRET-USER-DATA" * 10)
     assert "SECRET" not in str(err.value)
-
-
-@pytest.mark.parametrize(
-    ("name", "kind"),
-    [("tiny.jpg", "image/jpeg"), ("tiny.png", "image/png"), ("voice_hello.amr", None)],
-)
-def test_image_kind_fixtures(name: str, kind: str | None) -> None:
-    assert media.image_kind((DATA / name).read_bytes()) == kind
-
-
-@pytest.mark.parametrize(
-    ("data", "kind"),
-    [
-        (b"GIF89a\x01\x00\x01\x00", "image/gif"),
-        (b"GIF87a\x01\x00\x01\x00", "image/gif"),
-        (b"RIFF\x24\x00\x00\x00WEBPVP8 ", "image/webp"),
-        (b"RIFF\x24\x00\x00\x00WAVEfmt ", None),
-        (b"RIFF", None),
-        (b"", None),
-        (b"\xff\xd8", None),
-        (b"garbage", None),
-        (b'{"errcode":40007,"errmsg":"invalid media_id"}', None),
-    ],
-)
-def test_image_kind_magic(data: bytes, kind: str | None) -> None:
-    assert media.image_kind(data) == kind

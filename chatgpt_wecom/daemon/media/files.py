@@ -9,16 +9,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from chatgpt_wecom.daemon.llm import GeneratedImage, ModelClient
-from chatgpt_wecom.daemon.media import MediaError, image_kind, voice_for_transcription_async
+from chatgpt_wecom.daemon.media.audio import voice_for_transcription_async
+from chatgpt_wecom.daemon.media.errors import MediaError
+from chatgpt_wecom.daemon.media.images import extension, image_kind
+from chatgpt_wecom.daemon.model.client import GeneratedImage, ModelClient
 from chatgpt_wecom.daemon.store.private import write_private
 from chatgpt_wecom.daemon.wecom.api import WeComClient
-
-_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
-
-
-def extension(content_type: str) -> str:
-    return _EXTENSIONS.get(content_type, ".bin")
 
 
 async def _write(path: Path, data: bytes) -> None:
@@ -53,15 +49,3 @@ class RichMedia:
         path = self._data_dir / "uploads" / f"{inbox_id}{extension(kind)}"
         await _write(path, data)
         return path
-
-
-async def read_image(path: str) -> tuple[bytes, str]:
-    """A stored picture and its MIME type; raises MediaError when it is gone or not an image."""
-    try:
-        data = await asyncio.to_thread(Path(path).read_bytes)
-    except OSError:
-        raise MediaError("the picture is no longer stored") from None
-    kind = image_kind(data)
-    if kind is None:
-        raise MediaError("the stored picture is not an image")
-    return data, kind

@@ -1,6 +1,6 @@
 """The model endpoint through the openai SDK (OpenAI, Azure, any compatible API): chat completions, whole
 (`complete`) or streamed (`stream`), and the optional media features — image generation, speech to text and
-image understanding (`llm_media`). The errors and their mapping live in `llm_base`; import them from here.
+image understanding (`model/media.py`). The errors and their mapping live in `model/base.py`; import them from here.
 
 Failures become typed `ModelError`s whose text is safe to log and show: it names the endpoint's host, the HTTP
 status and the config key to check — never the API key, the prompt or the answer. The SDK does the bounded
@@ -23,7 +23,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from chatgpt_wecom.config import Settings
-from chatgpt_wecom.daemon.llm_base import (
+from chatgpt_wecom.daemon.model.base import (
     Completion,
     ContentPolicyError,
     ContextTooLongError,
@@ -35,8 +35,8 @@ from chatgpt_wecom.daemon.llm_base import (
     chat_completion,
     mentions,
 )
-from chatgpt_wecom.daemon.llm_http import http_client, sdk_timeout
-from chatgpt_wecom.daemon.llm_media import DeploymentClients, GeneratedImage, MediaCalls, MediaModels
+from chatgpt_wecom.daemon.model.http import http_client, sdk_timeout
+from chatgpt_wecom.daemon.model.media import DeploymentClients, GeneratedImage, MediaCalls, MediaModels
 
 __all__ = [
     "AnswerStream",
