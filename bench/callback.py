@@ -51,8 +51,8 @@ import yaml
 from aiohttp import web
 from yarl import URL
 
-from chatgpt_wecom.daemon.wecom.crypto import CryptoError, WeComCrypto
-from chatgpt_wecom.daemon.wecom.messages import MessageError, parse_envelope
+from chatgpt_wecom.daemon.channels.wecom.crypto import CryptoError, WeComCrypto
+from chatgpt_wecom.daemon.channels.wecom.messages import MessageError, parse_envelope
 from tests.daemon_runner import AGENT_ID, DaemonProcess, free_port, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom

@@ -35,10 +35,7 @@ import aiohttp
 
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, redact_userinfo
-from chatgpt_wecom.daemon.control.site import MAX_SOCKET_PATH
-from chatgpt_wecom.daemon.model.client import ModelClient, ModelError, ModelTimeoutError
-from chatgpt_wecom.daemon.model.http import first_token_wait
-from chatgpt_wecom.daemon.wecom.api import (
+from chatgpt_wecom.daemon.channels.wecom.api import (
     ERR_TRANSPORT,
     RetryPolicy,
     WeComAPIError,
@@ -47,6 +44,9 @@ from chatgpt_wecom.daemon.wecom.api import (
     WeComRejectedError,
     WeComUnavailableError,
 )
+from chatgpt_wecom.daemon.control.site import MAX_SOCKET_PATH
+from chatgpt_wecom.daemon.model.client import ModelClient, ModelError, ModelTimeoutError
+from chatgpt_wecom.daemon.model.http import first_token_wait
 
 __all__ = ["CheckResult", "run_checks"]
 

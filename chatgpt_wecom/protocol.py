@@ -41,6 +41,18 @@ class Event(BaseModel):
     dropped: int = 0
 
 
+class ChannelStatus(BaseModel):
+    """One configured channel: whether it is up, since when, its last error and reconnects, and its own facts."""
+
+    name: str
+    namespace: str
+    up: bool
+    since: float | None = None
+    last_error: str | None = None
+    reconnects: int = 0
+    detail: dict[str, Any] = {}
+
+
 class Status(BaseModel):
     version: str
     started_at: float
@@ -49,10 +61,11 @@ class Status(BaseModel):
     pause_notice: str
     model: str
     model_endpoint: str
-    wecom_api_base: str
+    wecom_api_base: str  # the WeCom app's (empty without it)
     corp_id: str
     agent_id: int
     token: TokenState
+    channels: list[ChannelStatus] = []
     queue_depth: int  # messages queued or in progress in the workers
     open_messages: int  # accepted and not finished (includes the queue)
     users_today: int

@@ -10,6 +10,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,10 +20,11 @@ import yaml
 from pydantic import SecretStr
 
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.channels.base import Channel
+from chatgpt_wecom.daemon.channels.wecom.api import RetryPolicy
 from chatgpt_wecom.daemon.main import serve
 from chatgpt_wecom.daemon.pipeline.delivery import DeliveryPolicy
 from chatgpt_wecom.daemon.services import Services, Tuning
-from chatgpt_wecom.daemon.wecom.api import RetryPolicy
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner, SignedRequest
@@ -33,7 +35,7 @@ MSG_IDS = itertools.count(1_000_000)  # unique MsgIds across daemons: a repeated
 FAST = Tuning(
     concurrency=16,
     shutdown_grace=5.0,
-    wecom_retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=2.0, config_error_cooldown=0.5),
+    http_retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=2.0, config_error_cooldown=0.5),
     delivery=DeliveryPolicy(first_pause=0.05, max_pause=0.2, give_up_after=30.0),
 )
 
@@ -84,8 +86,15 @@ async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "conditi
 
 
 class DaemonRunner:
-    def __init__(self, settings: Settings, tuning: Tuning = FAST, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tuning: Tuning = FAST,
+        config_path: Path | None = None,
+        extra_channels: Sequence[Channel] = (),
+    ) -> None:
         self.settings = settings
+        self.extra_channels = extra_channels
         self.tuning = tuning
         self.config_path = config_path
         self.services: Services | None = None  # the running daemon's services, for white-box waits
@@ -97,7 +106,7 @@ class DaemonRunner:
 
     async def start(self) -> DaemonRunner:
         self._task = asyncio.create_task(
-            serve(self.settings, self.tuning, self._stop, self.config_path, on_ready=self._ready)
+            serve(self.settings, self.tuning, self._stop, self.config_path, self._ready, self.extra_channels)
         )
         deadline = time.monotonic() + 10
         while True:

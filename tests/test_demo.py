@@ -17,7 +17,7 @@ import pytest
 
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
-from chatgpt_wecom.daemon.wecom.api import RetryPolicy, WeComClient, WeComConfigError
+from chatgpt_wecom.daemon.channels.wecom.api import RetryPolicy, WeComClient, WeComConfigError
 from chatgpt_wecom.demo import DEMO_CORP_ID, ECHO_MODEL, MAX_SOCKET_PATH, demo_socket_path
 from chatgpt_wecom.demo.launcher import run_demo
 from chatgpt_wecom.demo.standins import ECHO_LABEL, DemoWeCom, EchoModel

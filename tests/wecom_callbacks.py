@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from chatgpt_wecom.daemon.wecom.crypto import WeComCrypto
+from chatgpt_wecom.daemon.channels.wecom.crypto import WeComCrypto
 
 __all__ = ["TEST_AES_KEY", "TEST_CORP_ID", "TEST_TOKEN", "CallbackSigner", "SignedRequest", "cdata"]
 

@@ -10,29 +10,51 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.channels.base import Channel
+from chatgpt_wecom.daemon.channels.registry import max_body
 from chatgpt_wecom.daemon.control.api import make_control_app
 from chatgpt_wecom.daemon.control.site import remove_socket, start_control_site
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.services import Services, Tuning
 from chatgpt_wecom.daemon.web.history_page import add_history_routes
-from chatgpt_wecom.daemon.wecom import callback
 
 log = logging.getLogger(__name__)
 
 
 def make_web_app(services: Services) -> web.Application:
-    """The public HTTP application: the WeCom callback, /healthz and the signed history pages."""
-    app = web.Application(client_max_size=callback.MAX_BODY)
+    """The public HTTP application: /healthz, the signed history pages and each HTTP channel's routes; a request
+    to any other path goes to the channel that claims it (the WeCom app takes its signed callbacks on any path,
+    as the Go project did), else 404."""
+    channels = list(services.channels.values())
+    app = web.Application(client_max_size=max_body(channels))
     app[SERVICES] = services
-    add_history_routes(app)  # before the callback's catch-all routes
-    callback.add_routes(app)
+    app.router.add_get("/healthz", healthz)
+    add_history_routes(app)
+    for channel in channels:
+        channel.add_routes(app, services.intake)
+
+    async def claimed(request: web.Request) -> web.StreamResponse:
+        for channel in channels:
+            if channel.claims(request):
+                return await channel.handle(request)
+        raise web.HTTPNotFound
+
+    app.router.add_route("*", "/{tail:.*}", claimed)
     return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    if not services.ready:
+        state = "stopping" if services.stopping.is_set() else "starting"
+        return web.json_response({"status": state}, status=503)
+    return web.json_response({"status": "ok"})
 
 
 async def serve(
@@ -41,6 +63,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     config_path: Path | None = None,
     on_ready: Callable[[Services], None] | None = None,
+    extra_channels: Sequence[Channel] = (),
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT (or until `stop` is set); SIGHUP reloads `config_path`.
 
@@ -50,7 +73,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    services = await Services(settings, tuning, config_path).open()
+    services = await Services(settings, tuning, config_path, extra_channels).open()
     # No handler_cancellation: an operator's request runs to its end even if the client leaves half-way.
     control = web.AppRunner(make_control_app(services), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     reloads: set[asyncio.Task[tuple[list[str], list[str]] | None]] = set()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -15,30 +14,32 @@ from types import TracebackType
 import aiohttp
 
 from chatgpt_wecom import __version__, protocol
-from chatgpt_wecom.config import ConfigError, Settings, load_settings, redact_userinfo
+from chatgpt_wecom.config import ConfigError, Settings, load_settings
+from chatgpt_wecom.daemon.channels.base import Channel, Inbound, MediaUnavailable
+from chatgpt_wecom.daemon.channels.registry import configured_channels
+from chatgpt_wecom.daemon.channels.retry import RetryPolicy
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.policy import day_start, month_start
 from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
-from chatgpt_wecom.daemon.events import EventBus, preview
+from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.live_policy import LivePolicy
 from chatgpt_wecom.daemon.media.files import RichMedia
 from chatgpt_wecom.daemon.model.client import ModelClient
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
-from chatgpt_wecom.daemon.pipeline.pacing import Pacer, Rate
+from chatgpt_wecom.daemon.pipeline.intake import Intake
+from chatgpt_wecom.daemon.pipeline.pacing import Rate
 from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.worker import Worker
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.daemon.store.history import HistoryStore
-from chatgpt_wecom.daemon.store.inbox import InboxStore, InboxWriter, NewMessage
+from chatgpt_wecom.daemon.store.inbox import InboxStore, InboxWriter
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
 from chatgpt_wecom.daemon.store.policy import PolicyStore, audit
 from chatgpt_wecom.daemon.store.private import secure_data_dir
 from chatgpt_wecom.daemon.store.usage import UsageStore
 from chatgpt_wecom.daemon.web.links import LinkSigner, history_url
-from chatgpt_wecom.daemon.wecom.api import MEMBER_RATES, RetryPolicy, WeComClient, WeComConfigError
-from chatgpt_wecom.daemon.wecom.crypto import WeComCrypto
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,9 @@ class Tuning:
 
     concurrency: int = 32
     shutdown_grace: float = 20.0
-    wecom_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    http_retry: RetryPolicy = field(default_factory=RetryPolicy)  # the channels' API clients
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
-    member_rates: tuple[Rate, ...] = tuple(Rate(n, s) for n, s in MEMBER_RATES)  # WeCom's, per member per app
+    member_rates: tuple[Rate, ...] | None = None  # per recipient, instead of each channel's own (None: the channel's)
     clock: Callable[[], float] = time.time  # "now" for received messages, quotas and usage
 
 
@@ -74,7 +75,13 @@ def templates_path(config_path: Path | None) -> Path | None:
 class Services:
     """Open with `async with Services(settings) as services:` (or `await open()` / `await close()`)."""
 
-    def __init__(self, settings: Settings, tuning: Tuning | None = None, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tuning: Tuning | None = None,
+        config_path: Path | None = None,
+        extra_channels: Sequence[Channel] = (),
+    ) -> None:
         self.settings = settings
         self.tuning = tuning or Tuning()
         self.config_path = config_path
@@ -82,13 +89,9 @@ class Services:
         self.stopping = asyncio.Event()  # set when shutdown begins (event streams end on it)
         self.started_at = time.time()
         self._pause_override: str | None = None
-        self._config_errors: dict[tuple[int, str], tuple[float, int]] = {}  # (errcode, api) -> (reported, since)
+        self._config_errors: dict[str, tuple[float, int]] = {}  # what -> (when reported, times since)
         self.bus = EventBus()
-        self.crypto = WeComCrypto(
-            settings.receive_msg_token.get_secret_value(),
-            settings.receive_msg_key.get_secret_value(),
-            settings.corp_id,
-        )
+        self._extra_channels = extra_channels  # beside the configured ones (an embedder's own transport, tests)
         self.templates = Templates.load(templates_path(config_path))
 
     async def open(self) -> Services:
@@ -103,30 +106,24 @@ class Services:
         applied = await self.policy.apply_config(s)
         if applied:
             log.info("policy: applied from the config file: %s", ", ".join(applied))
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=t.wecom_retry.timeout))
-        self.wecom = WeComClient(
-            self.http,
-            api_base=s.wecom_api_base,
-            corp_id=s.corp_id,
-            agent_id=s.agent_id,
-            secret=s.agent_secret.get_secret_value(),
-            retry=t.wecom_retry,
-            on_config_error=self._wecom_config_error,
-        )
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=t.http_retry.timeout))
+        configured = configured_channels(s, self.http, t.http_retry, self._misconfigured)
+        self.channels = {c.name: c for c in [*configured, *self._extra_channels]}
         self.model = ModelClient.from_settings(s)
         self.links = LinkSigner.from_data_dir(s.data_dir, clock=t.clock)
-        self.rich = RichMedia(s.data_dir, self.model, self.wecom)
+        self.rich = RichMedia(s.data_dir, self.model, self._fetch_media)
         self.responder = Responder(
             s, self.conversations, self.usage, self.policy, self.templates, self.model, self.bus,
             self.rich, self.history_reply, t.clock,
         )  # fmt: skip
-        self.deliverer = Deliverer(self.outbox, self.wecom, self.bus, Pacer(t.member_rates), t.delivery)
+        self.deliverer = Deliverer(self.outbox, self.channels, self.bus, t.delivery, t.member_rates)
         self.worker = Worker(
             self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus,
-            reply_format=s.reply_format, max_parts=s.max_answer_parts, answer_link=self.history_link,
-            link_hours=s.history_link_hours,
+            reply_format=s.reply_format, channels=self.channels, max_parts=s.max_answer_parts,
+            answer_link=self.history_link, link_hours=s.history_link_hours,
         )  # fmt: skip
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
+        self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock)
         self.history = HistoryStore(self.db)
         paused = await self.history.get_state("paused")
         if paused is not None:
@@ -139,8 +136,7 @@ class Services:
         """Queue every message accepted before a stop and not finished; returns how many."""
         await self.deliverer.resume()  # sends made before the stop still count against each member's pace
         rows = await self.inbox.open_rows()
-        for row in rows:
-            self.dispatcher.submit(row.user_id, row.id)
+        self.intake.resume(rows)
         if rows:
             log.info("pipeline: resuming %d unfinished message(s)", len(rows))
         return len(rows)
@@ -215,21 +211,21 @@ class Services:
         log.warning("resumed by %s", actor)
         self.bus.publish("bot.resumed", actor=actor)
 
-    async def playground(self, user: str, text: str, actor: str) -> int:
-        """Put `text` into the pipeline as if `user` had sent it from WeCom; the answer goes to that user."""
-        message = NewMessage(
+    async def playground(self, user: str, text: str, actor: str, channel: str | None = None) -> int:
+        """Put `text` into the pipeline as if `user` had sent it on `channel` (default: the first configured);
+        the answer goes to that user there."""
+        name = channel or next(iter(self.channels))
+        if name not in self.channels:
+            raise ValueError(f"no channel {name!r} is configured (configured: {', '.join(self.channels)})")
+        message = Inbound(
             dedupe_key=f"play:{uuid.uuid4().hex}",
             user_id=user,
             msg_type="text",
             content=text,
-            received_at=self.tuning.clock(),
             payload={"source": "playground", "by": actor},
         )
-        inbox_id = await self.inbox.add(message)
+        inbox_id = await self.intake(self.channels[name], message)
         assert inbox_id is not None  # a fresh uuid is never a duplicate
-        self.bus.publish("message.received", user=user, inbox_id=inbox_id, msg_type="text",
-                         text=preview(text), source="playground")  # fmt: skip
-        self.dispatcher.submit(user, inbox_id)
         return inbox_id
 
     async def reset_quota(self, user: str | None, actor: str) -> int:
@@ -246,7 +242,7 @@ class Services:
     async def status(self) -> protocol.Status:
         s, now = self.settings, self.tuning.clock()
         users, questions, messages = await self.history.today(day_start(now, s.zone))
-        token = self.wecom.token_state()
+        app = self.channels["wecom"].detail() if "wecom" in self.channels else {}
         return protocol.Status(
             version=__version__,
             started_at=self.started_at,
@@ -255,10 +251,11 @@ class Services:
             pause_notice=self.responder.paused_notice or s.pause_notice,
             model=self.model.model,
             model_endpoint=self.model.endpoint,
-            wecom_api_base=redact_userinfo(s.wecom_api_base),
-            corp_id=s.corp_id,
-            agent_id=s.agent_id,
-            token=protocol.TokenState(**dataclasses.asdict(token)),
+            wecom_api_base=app.get("api_base", ""),
+            corp_id=app.get("corp_id", ""),
+            agent_id=app.get("agent_id", 0),
+            token=protocol.TokenState(**app.get("token", {"has_token": False})),
+            channels=self.channel_states(),
             queue_depth=self.dispatcher.depth,
             open_messages=await self.inbox.count_open(),
             users_today=users,
@@ -270,6 +267,16 @@ class Services:
             data_dir=str(s.data_dir),
             control_socket=str(s.socket_path),
         )
+
+    def channel_states(self) -> list[protocol.ChannelStatus]:
+        return [
+            protocol.ChannelStatus(
+                name=c.name, namespace=c.namespace, up=c.state.up, since=c.state.since,
+                last_error=c.state.last_error, reconnects=c.state.reconnects,
+                detail={k: v for k, v in c.detail().items() if k != "token"},
+            )
+            for c in self.channels.values()
+        ]  # fmt: skip
 
     async def quotas(self) -> protocol.Quotas:
         s, now = self.settings, self.tuning.clock()
@@ -283,18 +290,27 @@ class Services:
         ]  # fmt: skip
         return protocol.Quotas(day=day, limit=s.max_request, timezone=s.timezone, users=users)
 
-    def _wecom_config_error(self, exc: WeComConfigError) -> None:
-        """Report a WeCom configuration error once, then again every few minutes with how often it recurred —
-        every part of every answer meets the same wrong setting until the operator fixes it."""
-        key, now = (exc.errcode, exc.api), time.monotonic()
-        reported, since = self._config_errors.get(key, (None, 0))
+    def _misconfigured(self, what: str, message: str, hint: str) -> None:
+        """Report a channel's configuration error (`what`: "wecom 60020") once, then again every few minutes with
+        how often it recurred — every part of every answer meets the same wrong setting until the operator fixes
+        it."""
+        now = time.monotonic()
+        reported, since = self._config_errors.get(what, (None, 0))
         if reported is not None and now - reported < CONFIG_ERROR_REPEAT:
-            self._config_errors[key] = (reported, since + 1)
+            self._config_errors[what] = (reported, since + 1)
             return
         again = f" (it recurred {since} more times in the last {now - reported:.0f} s)" if reported and since else ""
-        log.error("wecom: %s — %s%s", exc, exc.hint, again)
-        self.bus.publish("error", source="wecom", errcode=exc.errcode, error=str(exc) + again, hint=exc.hint)
-        self._config_errors[key] = (now, 0)
+        log.error("%s — %s%s", message, hint, again)
+        source, _, code = what.partition(" ")
+        self.bus.publish("error", source=source, errcode=int(code) if code.lstrip("-").isdigit() else None,
+                         error=message + again, hint=hint)  # fmt: skip
+        self._config_errors[what] = (now, 0)
+
+    async def _fetch_media(self, ref: str) -> tuple[bytes, str]:
+        """Media a user sent, from the WeCom app (the one channel with media today)."""
+        if "wecom" not in self.channels:
+            raise MediaUnavailable("no channel to fetch media from")
+        return await self.channels["wecom"].fetch_media(ref)
 
     async def drain(self) -> None:
         """Start no new message; let those in progress finish within the grace period (the rest resume later)."""
@@ -308,6 +324,8 @@ class Services:
         await self.drain()
         await self.inbox.close()
         await self.model.close()
+        for channel in self.channels.values():
+            await channel.stop()
         await self.http.close()
         await self.db.close()
 

@@ -121,7 +121,7 @@ async def test_wrong_secret_is_one_clear_error_and_no_tight_loop(
     tmp_path: Path, wecom: FakeWeCom, model: FakeModel, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(tmp_path, wecom, model, agent_secret="not-the-secret")
-    tuning = replace(FAST, wecom_retry=replace(FAST.wecom_retry, config_error_cooldown=300.0))
+    tuning = replace(FAST, http_retry=replace(FAST.http_retry, config_error_cooldown=300.0))
 
     def config_errors() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "secret" in r.getMessage()]

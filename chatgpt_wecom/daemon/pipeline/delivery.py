@@ -1,16 +1,16 @@
-"""Sends a reply's parts to WeCom, in order, recording each one, retrying what can be retried.
+"""Sends a reply's parts through their channel, in order, recording each one, retrying what can be retried.
 
-- Accepted by WeCom → `sent`. Rejected for good (81013 no such user, 45002 too long …) → `failed`, next part.
-- Paced per member: WeCom silently drops what exceeds 30 messages a minute (1,000 an hour) to one member from one
-  app, so a part waits its turn (shown as `delivery.waiting`, not as a failure). Parts of one answer that queued
-  up meanwhile go out merged, as few messages as fit the text limit.
-- WeCom unreachable or misconfigured (wrong secret, IP not trusted) → the part waits and is tried again with
-  a growing pause (capped), so a fixed configuration lets the backlog drain by itself; after `give_up_after`
-  seconds it is marked `failed`. "Slow down" (45009/45033) pauses every delivery, not only this one.
+- Accepted → `sent`. `Rejected` for good (no such user, too long …) → `failed`, next part.
+- Paced per recipient at the channel's rates: WeCom silently drops what exceeds 30 messages a minute (1,000 an
+  hour) to one member from one app, so a part waits its turn (shown as `delivery.waiting`, not as a failure).
+  Parts of one answer that queued up meanwhile go out merged, as few messages as fit the channel's text limit.
+- `RetryLater` (unreachable, busy) and `Misconfigured` (wrong secret, IP not trusted) → the part waits and is
+  tried again with a growing pause (capped), so a fixed configuration lets the backlog drain by itself; after
+  `give_up_after` seconds it is marked `failed`. A "slow down" pauses every delivery of that channel.
   On shutdown the wait ends at once and the part stays for the next start.
-- Every try of a part is the same request, the first included, with WeCom's duplicate check on: a part that did
-  arrive before a lost reply, a timeout or a crash is dropped by WeCom when it is sent again, not shown twice.
-  Two parts with equal text (帮助 asked twice) get different check intervals, so neither drops the other.
+- Every try of a part carries the same `variant` (chosen at its first try, distinct from equal parts to the same
+  chat), so a channel whose transport deduplicates sends the same request every time: a part that did arrive
+  before a lost reply, a timeout or a crash is dropped when sent again, and 帮助 asked twice is answered twice.
 """
 
 from __future__ import annotations
@@ -18,28 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chatgpt_wecom.daemon.channels.base import Channel, Outgoing, Rejected, RetryLater
 from chatgpt_wecom.daemon.events import EventBus
-from chatgpt_wecom.daemon.media.errors import MediaError
-from chatgpt_wecom.daemon.media.images import extension, read_image
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
-from chatgpt_wecom.daemon.pipeline.pacing import Pacer
-from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT
+from chatgpt_wecom.daemon.pipeline.pacing import Pacer, Rate
 from chatgpt_wecom.daemon.store.outbox import OutboxStore, Part
-from chatgpt_wecom.daemon.wecom.api import (
-    DUPLICATE_CHECK_INTERVAL,
-    WeComAPIError,
-    WeComClient,
-    WeComRateLimitedError,
-    WeComRejectedError,
-)
 
 log = logging.getLogger(__name__)
 
-# Intervals for WeCom's duplicate check: the default first, one less for each equal part sent within it.
-CHECK_INTERVALS = range(DUPLICATE_CHECK_INTERVAL, 59, -1)
-MEDIA_REUSE = 2 * 24 * 3600.0  # an uploaded image's media_id is reused this long (WeCom keeps it 3 days)
+VARIANT_WINDOW = 4 * 3600.0  # equal parts to one chat within this long get distinct variants (WeCom's longest check)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,35 +37,42 @@ class DeliveryPolicy:
     first_pause: float = 2.0
     max_pause: float = 300.0
     give_up_after: float = 24 * 3600.0
-    rate_limited_pause: float = 60.0  # WeCom blocks a caller that exceeded a per-minute limit for 60 s
+    rate_limited_pause: float = 60.0  # after a "slow down" (WeCom blocks a caller for the minute it exceeded)
 
 
 class Deliverer:
     def __init__(
         self,
         outbox: OutboxStore,
-        wecom: WeComClient,
+        channels: Mapping[str, Channel],
         bus: EventBus,
-        pacer: Pacer,
         policy: DeliveryPolicy | None = None,
-        text_limit: int = WECOM_TEXT_LIMIT,
+        rates: tuple[Rate, ...] | None = None,  # instead of each channel's own (tests scale them down)
     ) -> None:
         self._outbox = outbox
-        self._wecom = wecom
+        self._channels = channels
         self._bus = bus
-        self._pacer = pacer
         self._policy = policy or DeliveryPolicy()
-        self._text_limit = text_limit
+        self._rates = rates
+        self._pacers: dict[str, Pacer] = {}
         self._stopping = asyncio.Event()
-        self._slow_down_until = 0.0  # monotonic; WeCom said 45009/45033: every delivery waits until then
+        self._slow_down_until: dict[str, float] = {}  # monotonic, per channel: it asked to be called less until then
 
     async def resume(self) -> int:
         """Count the tries made before a restart in the pacing windows; returns how many were found."""
-        window = max((r.seconds for r in self._pacer.rates), default=0.0)
+        window = max((r.seconds for name in self._channels for r in self._pacer(name).rates), default=0.0)
         recent = await self._outbox.recent_attempts(time.time() - window)
-        for user, at in recent:
-            self._pacer.seed(user, at)
+        for channel, chat, at in recent:
+            if channel in self._channels:
+                self._pacer(channel).seed(chat, at)
         return len(recent)
+
+    def _pacer(self, channel: str) -> Pacer:
+        """The pacer of a channel's recipients, at its rates (or the ones given instead)."""
+        if channel not in self._pacers:
+            rates = self._rates if self._rates is not None else self._channels[channel].capabilities.rates
+            self._pacers[channel] = Pacer(rates)
+        return self._pacers[channel]
 
     def stop(self) -> None:
         """End every wait now; unsent parts stay in the outbox."""
@@ -88,15 +85,16 @@ class Deliverer:
             await self._send(*await self._merge(parts))
 
     async def _wait_turn(self, part: Part) -> bool:
-        """Wait while the member's pace or a "slow down" from WeCom says so; True if it waited."""
-        waited = False
+        """Wait while the recipient's pace or a "slow down" from the channel says so; True if it waited."""
+        waited, pacer = False, self._pacer(part.channel)
         while True:
-            pace = self._pacer.wait(part.user_id)
-            slow_down = self._slow_down_until - time.monotonic()
+            pace = pacer.wait(part.chat)
+            slow_down = self._slow_down_until.get(part.channel, 0.0) - time.monotonic()
             wait = max(pace, slow_down)
             if wait <= 0:
                 return waited
-            reason = f"WeCom takes {self._rates()} per member" if pace >= slow_down else "WeCom asked to slow down"
+            rates = ", ".join(str(r) for r in pacer.rates)
+            reason = f"{part.channel} takes {rates} per recipient" if pace >= slow_down else "asked to slow down"
             if not waited:
                 log.info("delivery: part %d of message %d to %s waits %.0f s: %s",
                          part.part, part.inbox_id, part.user_id, wait, reason)  # fmt: skip
@@ -104,9 +102,6 @@ class Deliverer:
                                   seconds=round(wait, 1), reason=reason)  # fmt: skip
             waited = True
             await self._pause(wait)
-
-    def _rates(self) -> str:
-        return ", ".join(str(r) for r in self._pacer.rates)
 
     async def _merge(self, parts: list[Part]) -> tuple[Part, int]:
         """The first part, with the untried text parts queued behind it that fit into one message; and how many
@@ -116,7 +111,8 @@ class Deliverer:
             return head, 1
         for part in parts[1:]:
             joined = f"{content}\n\n{part.content}"
-            if part.attempts or part.msg_type != head.msg_type or len(joined.encode()) > self._text_limit:
+            limit = self._channels[head.channel].capabilities.text_limit
+            if part.attempts or part.msg_type != head.msg_type or len(joined.encode()) > limit:
                 break
             content = joined
             rest.append(part)
@@ -125,19 +121,19 @@ class Deliverer:
     async def _send(self, part: Part, carried: int = 1) -> None:
         pause = self._policy.first_pause
         started, retries = time.monotonic(), 0
-        window = float(max(CHECK_INTERVALS))
+        channel = self._channels[part.channel]
         while True:
-            if self._slow_down_until > time.monotonic():
+            if self._slow_down_until.get(part.channel, 0.0) > time.monotonic():
                 await self._wait_turn(part)
-            part = await self._outbox.start_attempt(part, time.time(), CHECK_INTERVALS, window)
-            self._pacer.record(part.user_id)  # a try whose reply is lost may still have arrived: it counts
+            part = await self._outbox.start_attempt(part, time.time(), VARIANT_WINDOW)
+            self._pacer(part.channel).record(part.chat)  # a try whose reply is lost may still have arrived
             try:
-                await self._send_once(part)
-            except (WeComRejectedError, MediaError) as exc:
+                media_ref = await channel.send(self._outgoing(part))
+            except Rejected as exc:
                 await self._outbox.mark_failed(part.id, str(exc))
                 self._failed(part, exc, final=True)
                 return
-            except WeComAPIError as exc:
+            except RetryLater as exc:
                 await self._outbox.mark_retry(part.id, str(exc))
                 if time.monotonic() - started > self._policy.give_up_after:
                     await self._outbox.mark_failed(part.id, str(exc))
@@ -145,17 +141,20 @@ class Deliverer:
                     return
                 self._failed(part, exc, final=False, logged=retries > 0)  # the first retry is logged, not each
                 retries += 1
-                if isinstance(exc, WeComRateLimitedError):
+                if exc.slow_down:
                     pause = max(pause, self._policy.rate_limited_pause)
-                    self._slow_down_until = max(self._slow_down_until, time.monotonic() + pause)
+                    until = max(self._slow_down_until.get(part.channel, 0.0), time.monotonic() + pause)
+                    self._slow_down_until[part.channel] = until
                 await self._pause(pause)
                 pause = min(pause * 2, self._policy.max_pause)
                 continue
-            except Exception as exc:  # a defect, not WeCom: the part fails visibly instead of blocking the rest
+            except Exception as exc:  # a defect, not the transport: the part fails visibly instead of blocking the rest
                 log.exception("delivery: part %d of message %d to %s failed", part.part, part.inbox_id, part.user_id)
                 await self._outbox.mark_failed(part.id, repr(exc))
                 self._failed(part, exc, final=True, logged=True)
                 return
+            if media_ref is not None and media_ref != part.media_id:
+                await self._outbox.set_media(part.id, media_ref, time.time())
             await self._outbox.mark_sent(part.id)
             if retries:
                 log.info("delivery: part %d of message %d to %s sent after %d retries",
@@ -163,24 +162,11 @@ class Deliverer:
             self._bus.publish("delivery.sent", user=part.user_id, inbox_id=part.inbox_id, part=part.part, parts=carried)
             return
 
-    async def _send_once(self, part: Part) -> None:
-        assert part.dup_interval is not None  # set by start_attempt
-        if part.msg_type != "image":
-            await self._wecom.send_message(
-                part.user_id,
-                part.content,
-                markdown=part.msg_type == "markdown",
-                duplicate_check_interval=part.dup_interval,
-            )
-            return
-        # An image part holds the file's path; it is uploaded at the first try and the media_id kept, so that a
-        # resend is the same request (a media_id lives 3 days; an older one is uploaded again).
-        media_id = part.media_id
-        if media_id is None or part.media_at is None or time.time() - part.media_at > MEDIA_REUSE:
-            data, content_type = await read_image(part.content)
-            media_id = await self._wecom.upload_media("image", data, f"image{extension(content_type)}", content_type)
-            await self._outbox.set_media(part.id, media_id, time.time())
-        await self._wecom.send_image(part.user_id, media_id, duplicate_check_interval=part.dup_interval)
+    @staticmethod
+    def _outgoing(part: Part) -> Outgoing:
+        assert part.variant is not None  # set by start_attempt
+        return Outgoing(user_id=part.user_id, chat=part.chat, kind=part.msg_type, content=part.content,
+                        variant=part.variant, media_ref=part.media_id, media_at=part.media_at)  # fmt: skip
 
     async def _pause(self, seconds: float) -> None:
         try:

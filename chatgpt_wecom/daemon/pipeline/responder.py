@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.channels.wecom.api import WeComAPIError
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.commands import (
     Ask,
@@ -52,7 +53,6 @@ from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.inbox import InboxRow
 from chatgpt_wecom.daemon.store.usage import UsageStore
-from chatgpt_wecom.daemon.wecom.api import WeComAPIError
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from chatgpt_wecom.daemon.channels.base import Channel
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.events import EventBus, preview
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.responder import Responder
-from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT, split_message
+from chatgpt_wecom.daemon.pipeline.split import split_message
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.daemon.store.inbox import InboxRow, InboxStore
@@ -92,6 +93,7 @@ class Worker:
         bus: EventBus,
         *,
         reply_format: str,
+        channels: Mapping[str, Channel],
         max_parts: int,
         answer_link: Callable[[str], str | None],
         link_hours: float,
@@ -102,10 +104,19 @@ class Worker:
         self._responder = responder
         self._deliverer = deliverer
         self._bus = bus
+        self._channels = channels
         self.reply_format = reply_format  # these three are replaced on reload
         self.max_parts = max_parts
         self.link_hours = link_hours
         self._answer_link = answer_link  # a signed link to a user's history, or None without service_url
+
+    def _limit(self, row: InboxRow) -> int:
+        return self._channels[row.channel].capabilities.text_limit
+
+    def _format(self, row: InboxRow) -> str:
+        """`reply_format` where the channel shows it, else the channel's first format (text before markdown)."""
+        formats = self._channels[row.channel].capabilities.formats
+        return self.reply_format if self.reply_format in formats else sorted(formats, reverse=True)[0]
 
     async def process(self, inbox_id: int) -> None:
         row = await self._inbox.get(inbox_id)
@@ -133,18 +144,18 @@ class Worker:
 
         async def emit(part: str) -> None:
             nonlocal emitted, courier
-            pieces = budget.take(split_message(part, WECOM_TEXT_LIMIT))  # a voice message's note may lead it
+            pieces = budget.take(split_message(part, self._limit(row)))  # a voice message's note may lead it
             if not pieces:
                 return
             async with self._db.tx() as conn:
-                await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, pieces, start=emitted)
+                await OutboxStore.add_parts(conn, row, self._format(row), pieces, start=emitted)
             emitted += len(pieces)
             courier = courier or _Courier(self._deliverer, row.id)
             courier.poke()
 
         try:
             outcome = await self._responder.respond(row, emit)
-            parts = budget.take(split_message(outcome.text, WECOM_TEXT_LIMIT))
+            parts = budget.take(split_message(outcome.text, self._limit(row)))
             if budget.cut:
                 parts.append(replies.answer_truncated(self._answer_link(row.user_id), self.link_hours))
                 log.info("pipeline: the answer to message %d of %s was cut at %d parts", row.id, row.user_id,
@@ -157,10 +168,10 @@ class Worker:
                 await ConversationStore.save_user(conn, row.user_id, outcome.mode, row.received_at)
                 if outcome.quota_day is not None:
                     await UsageStore.count(conn, row.user_id, outcome.quota_day)
-                await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, parts, start=emitted)
+                await OutboxStore.add_parts(conn, row, self._format(row), parts, start=emitted)
                 if outcome.image_path is not None:
                     start = emitted + len(parts)
-                    await OutboxStore.add_parts(conn, row.id, row.user_id, "image", [outcome.image_path], start=start)
+                    await OutboxStore.add_parts(conn, row, "image", [outcome.image_path], start=start)
                 await InboxStore.set_state(conn, row.id, "answered")
             if courier is not None:
                 await courier.finish()
@@ -185,7 +196,7 @@ class Worker:
             await ConversationStore.add_exchange(conn, row.id, exchange)
             note = [replies.answer_interrupted()]
             start = await OutboxStore.next_part(conn, row.id)
-            await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, note, start=start)
+            await OutboxStore.add_parts(conn, row, self._format(row), note, start=start)
             await InboxStore.set_state(conn, row.id, "answered")
         self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(partial))
 
@@ -205,6 +216,6 @@ class Worker:
             await ConversationStore.add_exchange(conn, row.id, exchange)
             start = await OutboxStore.next_part(conn, row.id)
             apology = [replies.internal_error()]
-            await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, apology, start=start)
+            await OutboxStore.add_parts(conn, row, self._format(row), apology, start=start)
             await InboxStore.set_state(conn, row.id, "answered")
         self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=apology[0])

@@ -28,12 +28,17 @@ from chatgpt_wecom.daemon.store.db import Database, Row
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
+    """A message to store. `dedupe_key` is unique across channels (the intake prefixes the channel's name)."""
+
     dedupe_key: str
     user_id: str
     msg_type: str
     content: str
     received_at: float
     payload: dict[str, str] = field(default_factory=dict)
+    channel: str = "wecom"
+    namespace: str = "wecom"
+    chat: str = ""  # a group's id, or the user's id for a private chat ("" is taken as the latter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,13 @@ class InboxRow:
     payload: dict[str, Any]
     received_at: float
     state: str
+    channel: str = "wecom"
+    namespace: str = "wecom"
+    chat: str = ""
+
+    @property
+    def private(self) -> bool:
+        return self.chat in ("", self.user_id)
 
     @classmethod
     def from_row(cls, row: Row) -> InboxRow:
@@ -56,6 +68,9 @@ class InboxRow:
             payload=json.loads(row["payload"]),
             received_at=row["received_at"],
             state=row["state"],
+            channel=row["channel"],
+            namespace=row["namespace"],
+            chat=row["chat"],
         )
 
 
@@ -64,8 +79,8 @@ T = TypeVar("T")
 
 
 _INSERT = (
-    "INSERT INTO inbox (dedupe_key, user_id, msg_type, content, payload, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"
+    "INSERT INTO inbox (dedupe_key, user_id, msg_type, content, payload, received_at, channel, namespace, chat)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"
 )
 
 
@@ -150,9 +165,10 @@ class InboxStore:
 
     async def _insert(self, messages: Any) -> dict[str, int]:
         rows = [
-            (m.dedupe_key, m.user_id, m.msg_type, m.content, json.dumps(m.payload, ensure_ascii=False), m.received_at)
+            (m.dedupe_key, m.user_id, m.msg_type, m.content, json.dumps(m.payload, ensure_ascii=False), m.received_at,
+             m.channel, m.namespace, m.chat or m.user_id)
             for m in messages
-        ]
+        ]  # fmt: skip
         return await self._inbox_writer.insert(rows)
 
     async def flush(self) -> None:

@@ -1,11 +1,12 @@
-"""The outbox: the parts of each reply, and whether each reached WeCom.
+"""The outbox: the parts of each reply, and whether each reached its channel.
 
 A part is `pending` until sent; `sending` while a request is in flight (so a restart knows the part may already
 have arrived); `sent` or `failed` at the end; `merged` when, still untried, it was folded into the part before it
 (that part's content then holds both).
 
-Every try of one part is the same request: its duplicate-check interval is chosen once, at the first try, and an
-image part keeps the media_id of its first upload — so WeCom drops a resend of a part that did arrive.
+Every try of one part is the same request: its `variant` is chosen once, at the first try (distinct from equal
+parts sent to the same chat lately), and an image part keeps the media reference of its first upload — so a
+transport that deduplicates (WeCom) drops a resend of a part that did arrive.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 import aiosqlite
 
 from chatgpt_wecom.daemon.store.db import Database
+from chatgpt_wecom.daemon.store.inbox import InboxRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +31,11 @@ class Part:
     content: str
     state: str
     attempts: int
-    dup_interval: int | None = None  # set at the first try, kept for every later one
+    variant: int | None = None  # set at the first try, kept for every later one
     media_id: str | None = None  # an image part's upload, reused while it is valid
     media_at: float | None = None
+    channel: str = "wecom"
+    chat: str = ""  # the recipient: a group's id, or the user's id for a private chat
 
 
 class OutboxStore:
@@ -40,19 +44,15 @@ class OutboxStore:
 
     @staticmethod
     async def add_parts(
-        conn: aiosqlite.Connection,
-        inbox_id: int,
-        user_id: str,
-        msg_type: str,
-        parts: Sequence[str],
-        start: int = 0,
+        conn: aiosqlite.Connection, row: InboxRow, msg_type: str, parts: Sequence[str], start: int = 0
     ) -> None:
-        """Queue a reply's parts (numbered from `start`) inside the caller's transaction."""
+        """Queue parts of the reply to `row` (numbered from `start`), to its chat, inside the caller's transaction."""
         await conn.executemany(
-            "INSERT INTO outbox (inbox_id, part, user_id, msg_type, content) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (inbox_id, part) DO NOTHING",
-            [(inbox_id, n, user_id, msg_type, text) for n, text in enumerate(parts, start=start)],
-        )
+            "INSERT INTO outbox (inbox_id, part, user_id, msg_type, content, channel, chat)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (inbox_id, part) DO NOTHING",
+            [(row.id, n, row.user_id, msg_type, text, row.channel, row.chat or row.user_id)
+             for n, text in enumerate(parts, start=start)],
+        )  # fmt: skip
 
     async def stored(self, inbox_id: int) -> list[str]:
         """The contents of every part stored for a message, in order (sent or not; merged ones once)."""
@@ -71,42 +71,41 @@ class OutboxStore:
     async def unsent(self, inbox_id: int) -> list[Part]:
         """Parts still to send for one message, in order."""
         rows = await self._db.fetchall(
-            "SELECT id, inbox_id, part, user_id, msg_type, content, state, attempts, dup_interval, media_id, media_at"
-            " FROM outbox WHERE inbox_id = ? AND state IN ('pending', 'sending') ORDER BY part",
+            "SELECT id, inbox_id, part, user_id, msg_type, content, state, attempts, variant, media_id, media_at,"
+            " channel, chat FROM outbox WHERE inbox_id = ? AND state IN ('pending', 'sending') ORDER BY part",
             (inbox_id,),
         )
         return [Part(*r) for r in rows]
 
-    async def recent_attempts(self, since: float) -> list[tuple[str, float]]:
-        """(user_id, time of the latest try) of every part tried since `since`, oldest first."""
+    async def recent_attempts(self, since: float) -> list[tuple[str, str, float]]:
+        """(channel, chat, time of the latest try) of every part tried since `since`, oldest first."""
         rows = await self._db.fetchall(
-            "SELECT user_id, attempted_at FROM outbox WHERE attempted_at > ? ORDER BY attempted_at", (since,)
+            "SELECT channel, chat, attempted_at FROM outbox WHERE attempted_at > ? ORDER BY attempted_at", (since,)
         )
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
-    async def start_attempt(self, part: Part, now: float, intervals: Sequence[int], window: float) -> Part:
-        """Record a try of `part` (state `sending`) and return it with its duplicate-check interval.
+    async def start_attempt(self, part: Part, now: float, window: float) -> Part:
+        """Record a try of `part` (state `sending`) and return it with its variant.
 
-        The first try picks the first of `intervals` that no equal part to the same user tried within `window`
-        seconds uses — two answers with the same text then differ in their request JSON, so WeCom's duplicate
-        check drops neither — and every later try keeps it.
+        The first try picks the smallest variant that no equal part to the same chat, tried within `window`
+        seconds, has — two answers with the same text then differ in their request — and every later try keeps it.
         """
         async with self._db.tx() as conn:
-            interval = part.dup_interval
-            if interval is None:
+            variant = part.variant
+            if variant is None:
                 cur = await conn.execute(
-                    "SELECT dup_interval FROM outbox WHERE user_id = ? AND attempted_at > ? AND id != ?"
-                    " AND msg_type = ? AND content = ? AND dup_interval IS NOT NULL",
-                    (part.user_id, now - window, part.id, part.msg_type, part.content),
+                    "SELECT variant FROM outbox WHERE channel = ? AND chat = ? AND attempted_at > ? AND id != ?"
+                    " AND msg_type = ? AND content = ? AND variant IS NOT NULL",
+                    (part.channel, part.chat, now - window, part.id, part.msg_type, part.content),
                 )
                 taken = {r[0] for r in await cur.fetchall()}
-                interval = next(i for i in intervals if i not in taken)  # the caller's range outlasts any burst
+                variant = next(v for v in range(len(taken) + 1) if v not in taken)
             await conn.execute(
-                "UPDATE outbox SET state = 'sending', attempts = attempts + 1, attempted_at = ?, dup_interval = ?"
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1, attempted_at = ?, variant = ?"
                 " WHERE id = ?",
-                (now, interval, part.id),
+                (now, variant, part.id),
             )
-        return replace(part, state="sending", attempts=part.attempts + 1, dup_interval=interval)
+        return replace(part, state="sending", attempts=part.attempts + 1, variant=variant)
 
     async def merge(self, head: Part, rest: Sequence[Part], content: str) -> Part:
         """Fold untried parts `rest` into `head` (untried too): one message instead of several."""

@@ -97,13 +97,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE users ADD COLUMN pending_image TEXT;
     ALTER TABLE users ADD COLUMN pending_image_at REAL;
     """,
-    # 5: what makes every try of a part the same request (WeCom's duplicate check), and when each part was last
+    # 5: what makes every try of a part the same request (for WeCom's duplicate check), and when each part was last
     #    tried (pacing per member survives a restart); 'merged': a queued part folded into the one before it
     """
-    ALTER TABLE outbox ADD COLUMN dup_interval INTEGER;  -- duplicate_check_interval of every try of this part
+    ALTER TABLE outbox ADD COLUMN variant INTEGER;       -- the same for every try; differs between equal parts
     ALTER TABLE outbox ADD COLUMN media_id TEXT;         -- an image part's upload, reused by its resends
     ALTER TABLE outbox ADD COLUMN media_at REAL;         -- when media_id was uploaded (WeCom keeps it 3 days)
     ALTER TABLE outbox ADD COLUMN attempted_at REAL;     -- wall-clock time of the latest try
     CREATE INDEX outbox_recent ON outbox(user_id, attempted_at) WHERE attempted_at IS NOT NULL;
+    """,
+    # 6: channels. Every message, part and exchange names its channel and chat (a private chat is the user's id);
+    #    rows from before are the WeCom app's private chats, and their dedupe keys get the channel's prefix.
+    """
+    ALTER TABLE inbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'wecom';
+    ALTER TABLE inbox ADD COLUMN namespace TEXT NOT NULL DEFAULT 'wecom';  -- whose user ids: a person is (ns, id)
+    ALTER TABLE inbox ADD COLUMN chat TEXT NOT NULL DEFAULT '';
+    UPDATE inbox SET chat = user_id, dedupe_key = 'wecom:' || dedupe_key;
+    ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'wecom';
+    ALTER TABLE outbox ADD COLUMN chat TEXT NOT NULL DEFAULT '';
+    UPDATE outbox SET chat = user_id;
+    DROP INDEX outbox_recent;
+    CREATE INDEX outbox_recent ON outbox(channel, chat, attempted_at) WHERE attempted_at IS NOT NULL;
     """,
 )

@@ -1,4 +1,4 @@
-"""Tests for chatgpt_wecom.daemon.wecom.messages and the tests.wecom_callbacks helper."""
+"""Tests for chatgpt_wecom.daemon.channels.wecom.messages and the tests.wecom_callbacks helper."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatgpt_wecom.daemon.wecom.crypto import WeComCrypto
-from chatgpt_wecom.daemon.wecom.messages import (
+from chatgpt_wecom.daemon.channels.wecom.crypto import WeComCrypto
+from chatgpt_wecom.daemon.channels.wecom.messages import (
     Envelope,
     InboundMessage,
     MessageError,

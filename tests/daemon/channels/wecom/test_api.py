@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chatgpt_wecom.daemon.wecom.api import (
+from chatgpt_wecom.daemon.channels.wecom.api import (
     ERR_NOT_WECOM,
     ERR_TRANSPORT,
     RetryPolicy,

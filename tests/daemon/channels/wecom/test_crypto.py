@@ -1,4 +1,4 @@
-"""Tests for chatgpt_wecom.daemon.wecom.crypto against Tencent's official known-answer vectors."""
+"""Tests for chatgpt_wecom.daemon.channels.wecom.crypto against Tencent's official known-answer vectors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from Crypto.Cipher import AES
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatgpt_wecom.daemon.wecom.crypto import (
+from chatgpt_wecom.daemon.channels.wecom.crypto import (
     CryptoError,
     DecryptError,
     ReceiveIdError,

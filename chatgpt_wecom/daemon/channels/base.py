@@ -1,0 +1,155 @@
+"""What every channel is: the small interface between the pipeline and one transport.
+
+A channel turns its transport's frames into `Inbound`s handed to the intake, and delivers what the pipeline
+stored. The pipeline never names a channel's wire format or tests its name: it asks the `Capabilities`.
+
+- Identity: a person is `(namespace, user_id)`; channels of one directory share a namespace (the WeCom app and
+  the WeCom AI bot are both `wecom`). A `chat` is where the conversation happens: the user's id for a private
+  chat, a group's id for a group.
+- Delivery: `send(Outgoing)` raises one of three neutral errors — `RetryLater` (the transport is down or busy;
+  `slow_down` when it asked to be called less), `Rejected` (this message never will go), `Misconfigured` (the
+  operator must fix something; `hint` says what). Anything else is a defect.
+- Idempotent resends: every try of one stored part carries the same `variant`, and equal parts to one recipient
+  get distinct variants; a channel whose transport deduplicates (WeCom's duplicate check) builds the same request
+  from the same `Outgoing`, so a resend after a lost reply is dropped by the transport, not shown twice.
+- Lifecycle: an HTTP channel adds routes to the public app (`add_routes`); a connection channel opens and keeps its
+  own connection between `start()` and `stop()`. Every channel reports its `ChannelState`.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from chatgpt_wecom.daemon.media.errors import MediaError
+from chatgpt_wecom.daemon.pipeline.pacing import Rate
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    text_limit: int  # UTF-8 bytes in one message
+    formats: frozenset[str]  # reply formats it can show: "markdown", "text"
+    streams_in_place: bool  # one message that grows as the answer is written (else: a message per part)
+    sends_unprompted: bool  # may write to a user who did not just write
+    media_in: frozenset[str]  # what users may send besides text: "voice", "image"
+    media_out: frozenset[str]  # what it can send besides text: "image"
+    rates: tuple[Rate, ...] = ()  # per recipient; deliveries are paced to stay within them
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message as a channel received it, before it is stored. `dedupe_key` is the transport's own id for it
+    (the intake prefixes the channel's name and stamps the time); `payload` holds what the channel needs later
+    (media references)."""
+
+    dedupe_key: str
+    user_id: str
+    msg_type: str  # text | voice | image | …
+    content: str
+    chat: str = ""  # a group's id; "" is the private chat with `user_id`
+    payload: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One stored part, on its way: to whom, what, and what keeps every try of it the same request."""
+
+    user_id: str
+    chat: str  # "" or the user's id: the private chat; else a group's id
+    kind: str  # "text" | "markdown" | "image" (content is then a stored image file's path)
+    content: str
+    variant: int  # the same for every try of this part; differs between equal parts to one recipient
+    media_ref: str | None = None  # an upload an earlier try made (the channel decides how long it is valid)
+    media_at: float | None = None
+
+
+class DeliveryError(Exception):
+    """A message could not be delivered; `str(err)` is safe to log (no secrets, no tokens)."""
+
+
+class RetryLater(DeliveryError):
+    def __init__(self, message: str, *, slow_down: bool = False) -> None:
+        super().__init__(message)
+        self.slow_down = slow_down  # the transport asked to be called less often, not only this message
+
+
+class Rejected(DeliveryError):
+    """This message will never be accepted (no such user, too long, unknown type …)."""
+
+
+class Misconfigured(RetryLater):
+    """The operator must fix something (`hint`); the message waits and is tried again after a pause."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class MediaUnavailable(MediaError):
+    """Media a user sent could not be fetched; `str(err)` is safe to log."""
+
+
+@dataclass
+class ChannelState:
+    """How a channel is doing, for status and the TUI."""
+
+    up: bool = False
+    since: float | None = None  # when it last came up
+    last_error: str | None = None
+    reconnects: int = 0
+    detail: dict[str, str] = field(default_factory=dict)  # channel-specific facts worth showing (no secrets)
+
+    def went_up(self) -> None:
+        self.up, self.since = True, time.time()
+
+    def failed(self, error: str) -> None:
+        self.last_error = error
+
+
+Intake = Callable[["Channel", Inbound], Awaitable[int | None]]  # store, publish, dispatch; None: a duplicate
+
+
+class Channel(ABC):
+    """One transport. Subclasses set `name`, `namespace` and `capabilities`."""
+
+    name: ClassVar[str]  # "wecom" — also the prefix of its inbox keys and the value of the channel columns
+    namespace: ClassVar[str]  # whose user ids these are ("wecom": the app and the AI bot of one corp)
+    capabilities: Capabilities
+
+    def __init__(self) -> None:
+        self.state = ChannelState()
+
+    def add_routes(self, app: web.Application, intake: Intake) -> None:  # noqa: B027 - optional
+        """An HTTP channel adds its routes to the public app; the others add nothing."""
+
+    def claims(self, request: web.Request) -> bool:
+        """Whether a request to a path no route has is this channel's (the Go project's "any path" callback)."""
+        return False
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer a request `claims` took."""
+        raise web.HTTPNotFound
+
+    async def start(self, intake: Intake) -> None:  # noqa: B027 - optional
+        """A connection channel connects (and reconnects by itself until `stop`)."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional
+        """Close connections; after this no message is taken in."""
+
+    @abstractmethod
+    async def send(self, message: Outgoing) -> str | None:
+        """Deliver one part; returns a media reference to keep for later tries of it (or None).
+        Raises RetryLater, Rejected or Misconfigured."""
+
+    @abstractmethod
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
+        """The bytes and MIME type of media a user sent (`ref` from the message's payload); MediaUnavailable."""
+
+    def detail(self) -> dict[str, Any]:
+        """Channel-specific facts for status (JSON-able, never a secret)."""
+        return {}

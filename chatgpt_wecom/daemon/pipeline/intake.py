@@ -1,0 +1,62 @@
+"""The one way in: a channel's message is stored in the inbox, announced, and queued for an answer.
+
+Every channel, the playground and the resume after a restart come through here:
+- The dedupe key is the channel's own message id prefixed with the channel's name, so two channels' ids never
+  collide and a transport's retry of one message is stored once (also across restarts).
+- `await intake(channel, message)` returns only once the row is committed: a channel acks its transport after it
+  returns — persist before ack. It returns the new row's id, or None for a duplicate (ack it, do nothing else).
+- Conversations keep their order: a lane per person per chat (the dispatcher runs lanes in parallel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from chatgpt_wecom.daemon.channels.base import Channel, Inbound
+from chatgpt_wecom.daemon.events import EventBus, preview
+from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
+from chatgpt_wecom.daemon.store.inbox import InboxRow, InboxStore, NewMessage
+
+
+def lane(namespace: str, user_id: str, chat: str) -> str:
+    """The dispatcher lane of one person's conversation in one chat (a private chat is the user's id)."""
+    return f"{namespace}:{user_id}" if chat in ("", user_id) else f"{namespace}:{user_id}@{chat}"
+
+
+class Intake:
+    def __init__(self, inbox: InboxStore, bus: EventBus, dispatcher: Dispatcher, clock: Callable[[], float]) -> None:
+        self._inbox = inbox
+        self._bus = bus
+        self._dispatcher = dispatcher
+        self._clock = clock
+
+    async def __call__(self, channel: Channel, message: Inbound) -> int | None:
+        chat = message.chat or message.user_id
+        stored = NewMessage(
+            dedupe_key=f"{channel.name}:{message.dedupe_key}",
+            user_id=message.user_id,
+            msg_type=message.msg_type,
+            content=message.content,
+            received_at=self._clock(),
+            payload=message.payload,
+            channel=channel.name,
+            namespace=channel.namespace,
+            chat=chat,
+        )
+        inbox_id = await self._inbox.add(stored)
+        if inbox_id is None:
+            return None
+        self._bus.publish(
+            "message.received", user=message.user_id, inbox_id=inbox_id, msg_type=message.msg_type,
+            text=preview(message.content), channel=channel.name, chat=chat, source=message.payload.get("source"),
+        )  # fmt: skip
+        self._dispatcher.submit(lane(channel.namespace, message.user_id, chat), inbox_id)
+        return inbox_id
+
+    def resume(self, rows: Iterable[InboxRow]) -> int:
+        """Queue messages accepted before a stop and not finished, oldest first; how many."""
+        count = 0
+        for row in rows:
+            self._dispatcher.submit(lane(row.namespace, row.user_id, row.chat), row.id)
+            count += 1
+        return count

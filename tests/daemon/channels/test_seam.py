@@ -1,0 +1,99 @@
+"""The channel seam: a channel defined here, in the test alone, carries messages through the real daemon —
+intake → worker → delivery — with its own text limit and formats, its own identity namespace, its own errors.
+Nothing outside its definition knows it exists."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from chatgpt_wecom.daemon.channels.base import (
+    Capabilities,
+    Channel,
+    Inbound,
+    MediaUnavailable,
+    Outgoing,
+    Rejected,
+    RetryLater,
+)
+from chatgpt_wecom.daemon.pipeline.pacing import Rate
+from tests.daemon_runner import DaemonRunner, make_settings, wait_until
+from tests.fakes.model import FakeModel
+from tests.fakes.wecom import FakeWeCom
+
+
+class MemoryChannel(Channel):
+    """A transport that is a list: what was sent, and failures to play back."""
+
+    name = "memory"
+    namespace = "memory"
+    capabilities = Capabilities(
+        text_limit=64,
+        formats=frozenset({"text"}),
+        streams_in_place=False,
+        sends_unprompted=True,
+        media_in=frozenset(),
+        media_out=frozenset(),
+        rates=(Rate(1000, 1.0),),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Outgoing] = []
+        self.failures: list[Exception] = []
+        self.state.went_up()
+
+    async def send(self, message: Outgoing) -> str | None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+        return None
+
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
+        raise MediaUnavailable("a memory channel has no media")
+
+
+async def test_a_channel_of_its_own_carries_a_message_end_to_end(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    answer = "\n\n".join(f"第{n}段：这一段不长。" for n in range(1, 9))  # ~300 bytes: several 64-byte messages
+    model.set_reply(answer)
+    memory = MemoryChannel()
+    memory.failures = [RetryLater("the line is busy")]  # its own neutral error: retried, not dropped
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[memory]) as daemon:
+        services = daemon.services
+        assert services is not None
+        inbox_id = await services.intake(memory, Inbound(dedupe_key="m-1", user_id="alice", msg_type="text",
+                                                         content="讲一讲", chat="room-7"))  # fmt: skip
+        assert inbox_id is not None
+        again = await services.intake(memory, Inbound(dedupe_key="m-1", user_id="alice", msg_type="text",
+                                                      content="讲一讲", chat="room-7"))  # fmt: skip
+        assert again is None  # the transport's retry of one message is stored once
+        await daemon.idle()
+        status = await services.status()
+
+    assert all(len(m.content.encode()) <= 64 for m in memory.sent)
+    assert "".join(m.content for m in memory.sent).replace("\n", "") == answer.replace("\n", "")
+    assert {(m.kind, m.user_id, m.chat) for m in memory.sent} == {("text", "alice", "room-7")}  # its format
+    assert wecom.sent == []  # nothing leaked to the other channel
+    with sqlite3.connect(settings.database_path) as conn:
+        (key, channel, namespace, chat) = conn.execute(
+            "SELECT dedupe_key, channel, namespace, chat FROM inbox"
+        ).fetchone()
+    assert (key, channel, namespace, chat) == ("memory:m-1", "memory", "memory", "room-7")
+    assert [c.name for c in status.channels] == ["wecom", "memory"]
+
+
+async def test_a_rejected_part_is_failed_and_the_rest_still_goes(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    model.set_reply("一" * 30)  # 90 bytes: two parts
+    memory = MemoryChannel()
+    memory.failures = [Rejected("no such recipient")]
+    async with DaemonRunner(make_settings(tmp_path, wecom, model), extra_channels=[memory]) as daemon:
+        assert daemon.services is not None
+        await daemon.services.intake(memory, Inbound(dedupe_key="m-2", user_id="bob", msg_type="text", content="?"))
+        await wait_until(lambda: len(memory.sent) == 1, what="the second part")
+        await daemon.idle()
+    assert memory.sent[0].chat == "bob"  # a private chat is the user's own id
