@@ -16,6 +16,7 @@ import aiohttp
 
 from chatgpt_wecom import __version__, protocol
 from chatgpt_wecom.config import ConfigError, Settings, load_settings, redact_userinfo
+from chatgpt_wecom.daemon.answer.router import Collaborators, Responder
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.policy import day_start, month_start
 from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
@@ -26,7 +27,6 @@ from chatgpt_wecom.daemon.model.client import ModelClient
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 from chatgpt_wecom.daemon.pipeline.pacing import Pacer, Rate
-from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.worker import Worker
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
@@ -116,10 +116,9 @@ class Services:
         self.model = ModelClient.from_settings(s)
         self.links = LinkSigner.from_data_dir(s.data_dir, clock=t.clock)
         self.rich = RichMedia(s.data_dir, self.model, self.wecom)
-        self.responder = Responder(
-            s, self.conversations, self.usage, self.policy, self.templates, self.model, self.bus,
-            self.rich, self.history_reply, t.clock,
-        )  # fmt: skip
+        self.responder = Responder(s, self.templates, Collaborators(
+            self.conversations, self.usage, self.policy, self.model, self.rich, self.bus, self.history_reply, t.clock,
+        ))  # fmt: skip
         self.deliverer = Deliverer(self.outbox, self.wecom, self.bus, Pacer(t.member_rates), t.delivery)
         self.worker = Worker(
             self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus,

@@ -22,11 +22,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from chatgpt_wecom.daemon.answer.router import Responder
+from chatgpt_wecom.daemon.answer.turn import KEEP
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.events import EventBus, preview
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
-from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.split import WECOM_TEXT_LIMIT, split_message
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.db import Database
@@ -155,6 +156,8 @@ class Worker:
                 if outcome.exchange is not None:
                     await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
                 await ConversationStore.save_user(conn, row.user_id, outcome.mode, row.received_at)
+                if outcome.pending_image is not KEEP:
+                    await ConversationStore.set_pending_image(conn, row.user_id, outcome.pending_image, row.received_at)
                 if outcome.quota_day is not None:
                     await UsageStore.count(conn, row.user_id, outcome.quota_day)
                 await OutboxStore.add_parts(conn, row.id, row.user_id, self.reply_format, parts, start=emitted)
