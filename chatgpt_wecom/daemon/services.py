@@ -15,6 +15,7 @@ import aiohttp
 
 from chatgpt_wecom import __version__, protocol
 from chatgpt_wecom.config import ConfigError, Settings, load_settings
+from chatgpt_wecom.daemon.answer.router import Collaborators, Responder
 from chatgpt_wecom.daemon.channels.base import Channel, Inbound, MediaUnavailable
 from chatgpt_wecom.daemon.channels.registry import configured_channels
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
@@ -29,7 +30,6 @@ from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 from chatgpt_wecom.daemon.pipeline.intake import Intake
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
-from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.worker import Worker
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
@@ -112,10 +112,9 @@ class Services:
         self.model = ModelClient.from_settings(s)
         self.links = LinkSigner.from_data_dir(s.data_dir, clock=t.clock)
         self.rich = RichMedia(s.data_dir, self.model, self._fetch_media)
-        self.responder = Responder(
-            s, self.conversations, self.usage, self.policy, self.templates, self.model, self.bus,
-            self.rich, self.history_reply, t.clock,
-        )  # fmt: skip
+        self.responder = Responder(s, self.templates, Collaborators(
+            self.conversations, self.usage, self.policy, self.model, self.rich, self.bus, self.history_reply, t.clock,
+        ))  # fmt: skip
         self.deliverer = Deliverer(self.outbox, self.channels, self.bus, t.delivery, t.member_rates)
         self.worker = Worker(
             self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus,

@@ -48,6 +48,11 @@ def answer_truncated(url: str | None, hours: float) -> str:
     return f"（回答太长，后面的部分没有发出。完整回答见下面的链接，{hours:g} 小时内有效，请勿转发：）\n\n{url}"
 
 
+def empty_answer() -> str:
+    """The model answered, but with nothing to show."""
+    return "（模型没有给出内容）"
+
+
 def context_too_long() -> str:
     return "这个问题对模型来说太长了，请缩短后再试。"
 
@@ -123,6 +128,32 @@ def lists_report(members: Mapping[str, list[str]], words: int) -> str:
         lines.append("> 允许名单为空：除禁止名单外所有人都可以使用。")
     lines.append(f"敏感词：{words} 个")
     return "\n".join(lines)
+
+
+def quota_reset(user: str | None, cleared: int) -> str:
+    """#重置额度: `user` None is everyone."""
+    who = "所有人" if user is None else user
+    return f"已重置{who}今天的提问额度（清除了 {cleared} 次）。"
+
+
+def cannot_block_admin(user: str) -> str:
+    return f"{user} 是管理员，不能拉黑。请先把 TA 移出管理员名单。"
+
+
+def blocked(user: str, *, added: bool) -> str:
+    return f"已拉黑 {user}。" if added else f"{user} 已经在禁止名单里。"
+
+
+def unblocked(user: str, *, removed: bool) -> str:
+    return f"已解封 {user}。" if removed else f"{user} 不在禁止名单里。"
+
+
+def words_added(count: int) -> str:
+    return f"已添加 {count} 个敏感词。" if count else "这些词已经在敏感词里了。"
+
+
+def words_removed(count: int) -> str:
+    return f"已删除 {count} 个敏感词。" if count else "这些词不在敏感词里。"
 
 
 def image_usage() -> str:

@@ -22,12 +22,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from chatgpt_wecom.daemon.answer.router import Responder
+from chatgpt_wecom.daemon.answer.turn import KEEP
 from chatgpt_wecom.daemon.channels.base import Channel
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.events import EventBus, preview
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
-from chatgpt_wecom.daemon.pipeline.responder import Responder
 from chatgpt_wecom.daemon.pipeline.split import split_message
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.db import Database
@@ -154,7 +155,7 @@ class Worker:
             courier.poke()
 
         try:
-            outcome = await self._responder.respond(row, emit)
+            outcome = await self._responder.respond(row, emit, self._limit(row))
             parts = budget.take(split_message(outcome.text, self._limit(row)))
             if budget.cut:
                 parts.append(replies.answer_truncated(self._answer_link(row.user_id), self.link_hours))
@@ -166,6 +167,8 @@ class Worker:
                 if outcome.exchange is not None:
                     await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
                 await ConversationStore.save_user(conn, row.user_id, outcome.mode, row.received_at)
+                if outcome.pending_image is not KEEP:
+                    await ConversationStore.set_pending_image(conn, row.user_id, outcome.pending_image, row.received_at)
                 if outcome.quota_day is not None:
                     await UsageStore.count(conn, row.user_id, outcome.quota_day)
                 await OutboxStore.add_parts(conn, row, self._format(row), parts, start=emitted)

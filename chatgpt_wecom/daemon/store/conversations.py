@@ -90,8 +90,10 @@ class ConversationStore:
         )
         return row["pending_image"] if row else None
 
-    async def set_pending_image(self, user_id: str, path: str | None, at: float) -> None:
-        await self._db.execute(
+    @staticmethod
+    async def set_pending_image(conn: aiosqlite.Connection, user_id: str, path: str | None, at: float) -> None:
+        """Keep the picture at `path` for `user_id`'s next question (None: it was asked about)."""
+        await conn.execute(
             "INSERT INTO users (user_id, pending_image, pending_image_at) VALUES (?, ?, ?)"
             " ON CONFLICT (user_id) DO UPDATE SET pending_image = excluded.pending_image,"
             " pending_image_at = excluded.pending_image_at",

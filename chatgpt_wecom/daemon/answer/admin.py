@@ -1,4 +1,11 @@
-"""Admin commands typed in chat: each change applied at once, persisted and audited (actor = the admin)."""
+"""Admin commands typed in chat: each change applied at once, persisted and audited (actor = the admin).
+
+These are the only database writes answering makes outside the worker's transaction: a list, the words or the
+quota change through `LivePolicy` / `UsageStore`, each in its own transaction with its audit entry, as the command
+runs — the same path the control API takes, so the change is in force (and announced) before the reply is stored.
+A crash before the reply is stored runs the command again after the restart; each one is harmless twice (the
+second run finds the change made and says so).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,15 @@ from chatgpt_wecom.daemon.chat.commands import (
 )
 from chatgpt_wecom.daemon.chat.policy import LIST_NAMES
 from chatgpt_wecom.daemon.live_policy import LivePolicy
+from chatgpt_wecom.daemon.store.inbox import InboxRow
 from chatgpt_wecom.daemon.store.usage import UsageStore
+
+
+def actor(row: InboxRow) -> str:
+    """Who to name in the audit log: the admin, or the operator who typed it in the playground as that admin."""
+    if row.payload.get("source") == "playground":
+        return f"{row.payload.get('by', 'control')} (playground as {row.user_id})"
+    return row.user_id
 
 
 class AdminActions:
@@ -38,22 +53,19 @@ class AdminActions:
         match command:
             case ResetQuota(user):
                 cleared = await self._usage.reset(user, self._today(now), actor=admin)
-                who = "所有人" if user is None else user
-                return f"已重置{who}今天的提问额度（清除了 {cleared} 次）。"
+                return replies.quota_reset(user, cleared)
             case Block(user):
                 if policy.lists.is_admin(user):
-                    return f"{user} 是管理员，不能拉黑。请先把 TA 移出管理员名单。"
+                    return replies.cannot_block_admin(user)
                 added = await policy.add_users("deny", [user], actor=admin)
-                return f"已拉黑 {user}。" if added else f"{user} 已经在禁止名单里。"
+                return replies.blocked(user, added=bool(added))
             case Unblock(user):
                 removed = await policy.remove_users("deny", [user], actor=admin)
-                return f"已解封 {user}。" if removed else f"{user} 不在禁止名单里。"
+                return replies.unblocked(user, removed=bool(removed))
             case EditWords(add, words):
                 if add:
-                    changed = await policy.add_words(words, actor=admin)
-                    return f"已添加 {len(changed)} 个敏感词。" if changed else "这些词已经在敏感词里了。"
-                changed = await policy.remove_words(words, actor=admin)
-                return f"已删除 {len(changed)} 个敏感词。" if changed else "这些词不在敏感词里。"
+                    return replies.words_added(len(await policy.add_words(words, actor=admin)))
+                return replies.words_removed(len(await policy.remove_words(words, actor=admin)))
             case ShowLists():
                 members: dict[str, list[str]] = {
                     name: sorted(policy.lists.members(name), key=str.casefold) for name in LIST_NAMES

@@ -1,0 +1,34 @@
+"""The gate a question passes before it costs anything: its length, the sensitive words, the daily quota.
+
+Questions to the model and #图片 drawings pass the same gate and count against the same quota. It only reads:
+the question is counted by the worker, in the transaction that stores the answer.
+"""
+
+from __future__ import annotations
+
+from chatgpt_wecom.daemon.answer.turn import Outcome, Turn
+from chatgpt_wecom.daemon.chat import replies
+from chatgpt_wecom.daemon.chat.policy import check_quota, local_day, next_midnight
+from chatgpt_wecom.daemon.live_policy import LivePolicy
+from chatgpt_wecom.daemon.store.usage import UsageStore
+
+
+class Gate:
+    def __init__(self, policy: LivePolicy, usage: UsageStore) -> None:
+        self._policy = policy
+        self._usage = usage
+
+    async def admit(self, turn: Turn, text: str) -> Outcome | str:
+        """Refuse `text` for its length, a sensitive word or the quota (an Outcome); else the local day
+        ("YYYY-MM-DD") to count it against."""
+        s, user = turn.settings, turn.row.user_id
+        if len(text) > s.max_question_len:
+            return turn.reply(replies.question_too_long(len(text), s.max_question_len))
+        if found := self._policy.words.find(text):
+            return turn.reply(replies.sensitive_question(found))
+        day = local_day(turn.row.received_at, s.zone).isoformat()
+        quota = check_quota(self._policy.lists, user, await self._usage.used(user, day), s.max_request)
+        if not quota.allowed:
+            resets = next_midnight(turn.row.received_at, s.zone)
+            return turn.reply(replies.quota_exhausted(quota.limit, resets, s.timezone))
+        return day
