@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chatgpt_wecom.config_values import dns_label, header_value, no_controls, url_segment, url_text
@@ -70,6 +71,15 @@ def _check_url(value: str, key: str, schemes: tuple[str, ...] = ("http", "https"
     return value.rstrip("/") if key != "http_proxy" else value
 
 
+WECOM_APP_KEYS = ("corp_id", "agent_id", "agent_secret", "receive_msg_token", "receive_msg_key")
+_REQUIRED = object()  # stands for a channel key that the channel's other keys (or having no channel) make required
+
+
+def _given(value: Any) -> bool:
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return text is not None and str(text).strip() != ""
+
+
 class Settings(BaseSettings):
     """Everything the daemon reads at start-up. Field names are the `config.yml` keys."""
 
@@ -81,11 +91,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level: debug, info, warning or error."
     )
-    corp_id: str = Field(description="企业ID: My Company → Company Info → CorpID (starts with ww…).")
-    agent_id: int = Field(description="The self-built app's AgentId, a number such as 1000002.")
-    agent_secret: SecretStr = Field(description="The app's Secret (应用管理 → app → Secret).")
-    receive_msg_token: SecretStr = Field(description="接收消息 → 设置API接收 → Token.")
-    receive_msg_key: SecretStr = Field(description="接收消息 → 设置API接收 → EncodingAESKey (43 characters).")
+    corp_id: str = Field("", description="企业ID: My Company → Company Info → CorpID (starts with ww…).")
+    agent_id: int = Field(0, description="The self-built app's AgentId, a number such as 1000002.")
+    agent_secret: SecretStr = Field(SecretStr(""), description="The app's Secret (应用管理 → app → Secret).")
+    receive_msg_token: SecretStr = Field(SecretStr(""), description="接收消息 → 设置API接收 → Token.")
+    receive_msg_key: SecretStr = Field(
+        SecretStr(""), description="接收消息 → 设置API接收 → EncodingAESKey (43 characters)."
+    )
     api_key: SecretStr = Field(
         SecretStr(""),
         validation_alias=AliasChoices("api_key", "apikey"),
@@ -219,27 +231,41 @@ class Settings(BaseSettings):
             return "warning" if value == "warn" else value
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _channel_keys(cls, data: Any) -> Any:
+        """A channel is on when its keys are set; then all of them must be. At least one channel must be on —
+        today the WeCom app is the only one, so with none configured its keys are what is missing."""
+        if not isinstance(data, dict):
+            return data
+        given = {k for k in WECOM_APP_KEYS if _given(data.get(k))}
+        if given == set(WECOM_APP_KEYS):
+            return data
+        return {**data, **{k: _REQUIRED for k in WECOM_APP_KEYS if k not in given}}
+
+    @field_validator(*WECOM_APP_KEYS, mode="before")
+    @classmethod
+    def _required_by_channel(cls, value: Any) -> Any:
+        if value is _REQUIRED:
+            raise PydanticCustomError("missing", "Field required")
+        return value
+
     @field_validator("corp_id")
     @classmethod
     def _corp_id(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("is empty")
-        return value
+        return value.strip()
 
     @field_validator("receive_msg_key")
     @classmethod
     def _aes_key(cls, value: SecretStr) -> SecretStr:
         key = value.get_secret_value().strip()
-        if not _AES_KEY.fullmatch(key):
+        if key and not _AES_KEY.fullmatch(key):
             raise ValueError(f"must be exactly 43 letters and digits (got {len(key)} characters)")
         return SecretStr(key)
 
     @field_validator("agent_secret", "receive_msg_token")
     @classmethod
-    def _non_empty_secret(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("is empty")
+    def _channel_secret(cls, value: SecretStr) -> SecretStr:
         return SecretStr(header_value(value.get_secret_value()))
 
     @field_validator("api_key", "azure_openai_token")
