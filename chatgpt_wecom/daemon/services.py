@@ -20,6 +20,7 @@ from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.policy import day_start, month_start
 from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
 from chatgpt_wecom.daemon.control.bus import EventBus, preview
+from chatgpt_wecom.daemon.listener import ListenerLimits
 from chatgpt_wecom.daemon.llm import ModelClient
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
@@ -58,6 +59,7 @@ class Tuning:
     wecom_retry: RetryPolicy = field(default_factory=RetryPolicy)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     clock: Callable[[], float] = time.time  # "now" for received messages, quotas and usage
+    listener: ListenerLimits = field(default_factory=ListenerLimits)  # the public port's timeouts and cap
 
 
 def templates_path(config_path: Path | None) -> Path | None:
