@@ -50,12 +50,12 @@ def load_or_exit(config: Path | None) -> Settings:
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    """The daemon's log, on stderr; a flood of one kind of line is a few lines and a count (daemon/logs.py)."""
+    from chatgpt_wecom.daemon.logs import RepeatLimiter  # noqa: PLC0415 - ctl and tui never load the daemon
+
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[RepeatLimiter(stream)], force=True)
     for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import resource
 import signal
 import socket
 import sys
@@ -183,10 +184,14 @@ def write_config(settings: Settings, path: Path) -> Path:
 
 
 class DaemonProcess:
-    """`chatgpt-wecom run` as a real child process, for signals and kill -9."""
+    """`chatgpt-wecom run` as a real child process, for signals and kill -9.
 
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    `nofile` sets the child's RLIMIT_NOFILE (soft and hard), as systemd's `LimitNOFILE=` would.
+    """
+
+    def __init__(self, settings: Settings, workdir: Path, nofile: int | None = None) -> None:
         self.settings = settings
+        self.nofile = nofile
         self.config = write_config(settings, workdir / "config.yml")
         self.log_path = workdir / "daemon.log"
         self.url = f"http://127.0.0.1:{settings.port}"
@@ -197,6 +202,7 @@ class DaemonProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "chatgpt_wecom", "run", "--config", str(self.config),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                preexec_fn=self._limits if self.nofile else None,
             )  # fmt: skip
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 20
@@ -212,6 +218,11 @@ class DaemonProcess:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"daemon did not become ready:\n{self.log()}")
                 await asyncio.sleep(0.02)
+
+    def _limits(self) -> None:
+        """Runs in the child between fork and exec."""
+        if self.nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")

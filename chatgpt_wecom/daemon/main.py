@@ -21,6 +21,7 @@ from chatgpt_wecom.daemon.channels.registry import max_body
 from chatgpt_wecom.daemon.control.api import make_control_app
 from chatgpt_wecom.daemon.control.site import remove_socket, start_control_site
 from chatgpt_wecom.daemon.keys import SERVICES
+from chatgpt_wecom.daemon.listener import PublicListener
 from chatgpt_wecom.daemon.services import Services, Tuning
 from chatgpt_wecom.daemon.web.history_page import add_history_routes
 
@@ -85,14 +86,15 @@ async def serve(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    runner = web.AppRunner(make_web_app(services), access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    listener = PublicListener(
+        make_web_app(services), services.tuning.listener, access_log=None, handle_signals=False, shutdown_timeout=5.0
+    )
     try:
         await control.setup()
         await start_control_site(control, settings.socket_path)
         socket_created = True
         await services.requeue_unfinished()  # before new callbacks, so each user's older messages go first
-        await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await listener.start(settings.host, settings.port)
         services.ready = True
         if on_ready is not None:
             on_ready(services)
@@ -112,7 +114,7 @@ async def serve(
         # Drain while the callback still acks and stores: WeCom gives up after a few retries, so refusing
         # callbacks during the grace period would lose messages sent during a restart.
         await services.drain()
-        await runner.cleanup()  # closes the listener, lets callbacks in flight finish storing
+        await listener.close()  # stops accepting, lets callbacks in flight finish storing
         await services.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)

@@ -23,6 +23,7 @@ from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.policy import day_start, month_start
 from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
 from chatgpt_wecom.daemon.events import EventBus
+from chatgpt_wecom.daemon.listener import ListenerLimits
 from chatgpt_wecom.daemon.live_policy import LivePolicy
 from chatgpt_wecom.daemon.media.files import RichMedia
 from chatgpt_wecom.daemon.model.client import ModelClient
@@ -65,6 +66,7 @@ class Tuning:
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     member_rates: tuple[Rate, ...] | None = None  # per recipient, instead of each channel's own (None: the channel's)
     clock: Callable[[], float] = time.time  # "now" for received messages, quotas and usage
+    listener: ListenerLimits = field(default_factory=ListenerLimits)  # the public port's timeouts and cap
 
 
 def templates_path(config_path: Path | None) -> Path | None:
