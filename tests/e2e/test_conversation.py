@@ -84,7 +84,7 @@ async def test_default_mode_thread_and_session_timeout(tmp_path: Path, wecom: Fa
 
 def _backdate_last_activity(settings: Settings, user: str, seconds: float) -> None:
     with sqlite3.connect(settings.database_path) as conn:
-        conn.execute("UPDATE users SET last_active_at = last_active_at - ? WHERE user_id = ?", (seconds, user))
+        conn.execute("UPDATE conversations SET last_active_at = last_active_at - ? WHERE user_id = ?", (seconds, user))
 
 
 async def test_context_survives_a_restart(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:

@@ -46,7 +46,7 @@ class Conversation:
 
     async def question(self, turn: Turn, question: str) -> Outcome:
         """Answer `question`, or say why not (a template without text, the gate)."""
-        s, user = turn.settings, turn.row.user_id
+        s = turn.settings
         system: str | None = None
         prompt = question
         request = match_template(question, turn.templates)
@@ -59,12 +59,12 @@ class Conversation:
             return gate
         history: list[tuple[str, str]] = []
         if turn.session.mode == "串聊" and not turn.session.expired:
-            history = await self._conversations.context(user)
+            history = await self._conversations.context(turn.row.key)
             if system is None:
-                system = await self._conversations.context_system_prompt(user)
+                system = await self._conversations.context_system_prompt(turn.row.key)
         image = None
         if self._model.vision_available:
-            image = await self._conversations.pending_image(user, turn.row.received_at - s.session_timeout)
+            image = await self._conversations.pending_image(turn.row.key, turn.row.received_at - s.session_timeout)
         return await self._ask(turn, prompt, system, history, gate, image)
 
     async def _ask(
@@ -131,6 +131,8 @@ class Conversation:
             completion_tokens=completion.completion_tokens if completion else 0,
             error=error,
             in_context=completion is not None and mode == "串聊",
+            namespace=row.namespace,
+            chat=row.key.chat,
         )
         answered = completion is not None
         asked_about = None if answered and image is not None else KEEP  # a picture is used for one answer

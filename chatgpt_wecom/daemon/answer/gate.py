@@ -27,7 +27,8 @@ class Gate:
         if found := self._policy.words.find(text):
             return turn.reply(replies.sensitive_question(found))
         day = local_day(turn.row.received_at, s.zone).isoformat()
-        quota = check_quota(self._policy.lists, user, await self._usage.used(user, day), s.max_request)
+        used = await self._usage.used(user, day, turn.row.namespace)
+        quota = check_quota(self._policy.lists, user, used, s.max_request, turn.row.namespace)
         if not quota.allowed:
             resets = next_midnight(turn.row.received_at, s.zone)
             return turn.reply(replies.quota_exhausted(quota.limit, resets, s.timezone))

@@ -105,7 +105,7 @@ class MediaTurns:
         exchange = Exchange(
             user_id=row.user_id, mode="图片", question=f"#图片 {prompt}", answer=f"[图片] {path.name}",
             asked_at=asked_at, answered_at=answered_at, model=turn.settings.image_model,
-            system_prompt=image.revised_prompt,
+            system_prompt=image.revised_prompt, namespace=row.namespace, chat=row.key.chat,
         )  # fmt: skip
         self._bus.publish(
             "answer.finished", user=row.user_id, inbox_id=row.id, latency=round(answered_at - asked_at, 3),

@@ -79,14 +79,14 @@ class Responder:
         """What to answer `row`. With `emit`, a streamed answer's finished parts (at most `part_limit` bytes, the
         channel's) are handed out on the way; the returned Outcome's text is then only what is left to send."""
         s, user = self.settings, row.user_id
-        state = await self._conversations.user_state(user)
+        state = await self._conversations.user_state(row.key)
         session = current_session(
             state.mode, state.last_active_at, row.received_at, timeout=s.session_timeout, default=s.default_mode
         )
         turn = Turn(row, session, None if session.expired else state.mode, s, self.templates, emit, part_limit)
-        if not self._policy.lists.may_chat(user):
+        if not self._policy.lists.may_chat(user, row.namespace):
             return turn.reply(s.deny_reply)
-        if self.paused_notice is not None and not self._policy.lists.is_admin(user):
+        if self.paused_notice is not None and not self._policy.lists.is_admin(user, row.namespace):
             return turn.reply(self.paused_notice)
         if row.msg_type == "voice":
             return await self._media.voice(turn, self._text)
@@ -108,13 +108,13 @@ class Responder:
             case ShowTemplates():
                 return turn.reply(turn.templates.listing())
             case ShowUsage():
-                report = await usage_report(self._usage, self._policy.lists, s, user, turn.row.received_at)
+                report = await usage_report(self._usage, self._policy.lists, s, turn.row)
                 return turn.reply(report)
             case GenerateImage(prompt):
                 return await self._media.draw(turn, prompt)
             case Ask(question):
                 return await self._conversation.question(turn, question)
             case admin_command:
-                if not self._policy.lists.is_admin(user):
+                if not self._policy.lists.is_admin(user, turn.row.namespace):
                     return turn.reply(replies.admins_only())
                 return turn.reply(await self._admin.run(admin_command, actor(turn.row), self._clock()))

@@ -5,7 +5,8 @@ Semantics (the Go project's, fixed where it was wrong):
 - `deny` wins over everything except admin;
 - a non-empty `allow` admits only its members (and admins);
 - VIPs are never limited by the daily quota.
-WeCom UserIDs are case-insensitive, so membership is too.
+WeCom UserIDs are case-insensitive, so membership is too. An entry is a plain id (that id in every namespace) or
+`namespace:id` (that person only): pass the person's namespace to match both kinds.
 """
 
 from __future__ import annotations
@@ -39,21 +40,22 @@ class AccessLists:
     def members(self, name: ListName) -> frozenset[str]:
         return frozenset(getattr(self, name))
 
-    def has(self, name: ListName, user: str) -> bool:
-        return user.casefold() in self._folded[name]
+    def has(self, name: ListName, user: str, namespace: str | None = None) -> bool:
+        folded, user = self._folded[name], user.casefold()
+        return user in folded or (namespace is not None and f"{namespace}:{user}".casefold() in folded)
 
-    def is_admin(self, user: str) -> bool:
-        return self.has("admin", user)
+    def is_admin(self, user: str, namespace: str | None = None) -> bool:
+        return self.has("admin", user, namespace)
 
-    def may_chat(self, user: str) -> bool:
-        if self.is_admin(user):
+    def may_chat(self, user: str, namespace: str | None = None) -> bool:
+        if self.is_admin(user, namespace):
             return True
-        if self.has("deny", user):
+        if self.has("deny", user, namespace):
             return False
-        return not self.allow or self.has("allow", user)
+        return not self.allow or self.has("allow", user, namespace)
 
-    def unlimited(self, user: str) -> bool:
-        return self.is_admin(user) or self.has("vip", user)
+    def unlimited(self, user: str, namespace: str | None = None) -> bool:
+        return self.is_admin(user, namespace) or self.has("vip", user, namespace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +65,9 @@ class QuotaDecision:
     limit: int  # 0: no limit
 
 
-def check_quota(lists: AccessLists, user: str, used: int, limit: int) -> QuotaDecision:
+def check_quota(lists: AccessLists, user: str, used: int, limit: int, namespace: str | None = None) -> QuotaDecision:
     """May `user`, who asked `used` questions today, ask one more under `limit` (0 = unlimited)?"""
-    allowed = limit <= 0 or lists.unlimited(user) or used < limit
+    allowed = limit <= 0 or lists.unlimited(user, namespace) or used < limit
     return QuotaDecision(allowed, used, limit)
 
 

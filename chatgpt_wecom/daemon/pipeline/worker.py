@@ -163,14 +163,14 @@ class Worker:
                          self.max_parts)  # fmt: skip
             async with self._db.tx() as conn:
                 if outcome.clear_context:
-                    await ConversationStore.clear_context(conn, row.user_id)
+                    await ConversationStore.clear_context(conn, row.user_id, row.key)
                 if outcome.exchange is not None:
                     await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
-                await ConversationStore.save_user(conn, row.user_id, outcome.mode, row.received_at)
+                await ConversationStore.save_user(conn, row.key, outcome.mode, row.received_at)
                 if outcome.pending_image is not KEEP:
-                    await ConversationStore.set_pending_image(conn, row.user_id, outcome.pending_image, row.received_at)
+                    await ConversationStore.set_pending_image(conn, row.key, outcome.pending_image, row.received_at)
                 if outcome.quota_day is not None:
-                    await UsageStore.count(conn, row.user_id, outcome.quota_day)
+                    await UsageStore.count(conn, row.user_id, outcome.quota_day, row.namespace)
                 await OutboxStore.add_parts(conn, row, self._format(row), parts, start=emitted)
                 if outcome.image_path is not None:
                     start = emitted + len(parts)
@@ -193,7 +193,8 @@ class Worker:
         partial = "\n\n".join(streamed)
         exchange = Exchange(
             user_id=row.user_id, mode="", question=row.content, answer=partial, asked_at=row.received_at,
-            answered_at=time.time(), error="interrupted by a restart", in_context=False,
+            answered_at=time.time(), error="interrupted by a restart", in_context=False, namespace=row.namespace,
+            chat=row.key.chat,
         )  # fmt: skip
         async with self._db.tx() as conn:
             await ConversationStore.add_exchange(conn, row.id, exchange)
@@ -213,7 +214,8 @@ class Worker:
         partial = "\n\n".join(await self._outbox.stored(row.id)) or None
         exchange = Exchange(
             user_id=row.user_id, mode="", question=row.content, answer=partial, asked_at=row.received_at,
-            answered_at=time.time(), error=f"internal error: {exc!r}", in_context=False,
+            answered_at=time.time(), error=f"internal error: {exc!r}", in_context=False, namespace=row.namespace,
+            chat=row.key.chat,
         )  # fmt: skip
         async with self._db.tx() as conn:
             await ConversationStore.add_exchange(conn, row.id, exchange)

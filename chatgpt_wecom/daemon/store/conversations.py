@@ -1,7 +1,9 @@
-"""Questions and answers (`exchanges`) and each user's chat state (`users`).
+"""Questions and answers (`exchanges`) and each conversation's state (`conversations`).
 
-An exchange with `in_context = 1` belongs to the user's running 串聊 conversation; clearing a context only flips
-that flag, so the history (and usage) stays.
+A conversation is one person — `(namespace, user_id)` — in one chat (a private chat is the user's own id; a group
+is its id): the 串聊 mode, its context and a picture kept for the next question belong to it, so a person's DM and
+each of their groups are separate. An exchange with `in_context = 1` belongs to its conversation's running 串聊
+context; clearing a context only flips that flag, so the history (and usage) stays.
 """
 
 from __future__ import annotations
@@ -11,6 +13,19 @@ from dataclasses import dataclass
 import aiosqlite
 
 from chatgpt_wecom.daemon.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class ChatKey:
+    """One person's conversation in one chat."""
+
+    namespace: str
+    user_id: str
+    chat: str  # the user's id for a private chat
+
+    @property
+    def sql(self) -> tuple[str, str, str]:
+        return (self.namespace, self.user_id, self.chat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,32 +48,38 @@ class Exchange:
     completion_tokens: int = 0
     error: str | None = None
     in_context: bool = False
+    namespace: str = "wecom"
+    chat: str = ""  # "" is the private chat (stored as the user's id)
 
 
 class ConversationStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def user_state(self, user_id: str) -> UserState:
-        row = await self._db.fetchone("SELECT mode, last_active_at FROM users WHERE user_id = ?", (user_id,))
+    async def user_state(self, key: ChatKey) -> UserState:
+        row = await self._db.fetchone(
+            "SELECT mode, last_active_at FROM conversations WHERE namespace = ? AND user_id = ? AND chat = ?", key.sql
+        )
         return UserState(row["mode"], row["last_active_at"]) if row else UserState(None, None)
 
-    async def context(self, user_id: str, limit: int = 100) -> list[tuple[str, str]]:
+    async def context(self, key: ChatKey, limit: int = 100) -> list[tuple[str, str]]:
         """The running conversation as (question, answer) pairs, oldest first."""
         rows = await self._db.fetchall(
             "SELECT question, answer FROM (SELECT id, question, answer FROM exchanges"
-            " WHERE user_id = ? AND in_context = 1 AND answer IS NOT NULL ORDER BY id DESC LIMIT ?)"
+            " WHERE namespace = ? AND user_id = ? AND chat = ? AND in_context = 1 AND answer IS NOT NULL"
+            " ORDER BY id DESC LIMIT ?)"
             " ORDER BY id",
-            (user_id, limit),
+            (*key.sql, limit),
         )
         return [(r["question"], r["answer"]) for r in rows]
 
-    async def context_system_prompt(self, user_id: str) -> str | None:
+    async def context_system_prompt(self, key: ChatKey) -> str | None:
         """The system prompt the running conversation was given by its latest template, if any."""
         row = await self._db.fetchone(
-            "SELECT system_prompt FROM exchanges WHERE user_id = ? AND in_context = 1 AND system_prompt IS NOT NULL"
+            "SELECT system_prompt FROM exchanges WHERE namespace = ? AND user_id = ? AND chat = ?"
+            " AND in_context = 1 AND system_prompt IS NOT NULL"
             " ORDER BY id DESC LIMIT 1",
-            (user_id,),
+            key.sql,
         )
         return row["system_prompt"] if row else None
 
@@ -70,40 +91,53 @@ class ConversationStore:
     async def add_exchange(conn: aiosqlite.Connection, inbox_id: int, ex: Exchange) -> None:
         await conn.execute(
             "INSERT INTO exchanges (inbox_id, user_id, mode, question, answer, system_prompt, model,"
-            " prompt_tokens, completion_tokens, error, in_context, asked_at, answered_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (inbox_id) DO NOTHING",
+            " prompt_tokens, completion_tokens, error, in_context, asked_at, answered_at, namespace, chat)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (inbox_id) DO NOTHING",
             (
                 inbox_id, ex.user_id, ex.mode, ex.question, ex.answer, ex.system_prompt, ex.model,
                 ex.prompt_tokens, ex.completion_tokens, ex.error, int(ex.in_context), ex.asked_at,
-                ex.answered_at,
+                ex.answered_at, ex.namespace, ex.chat or ex.user_id,
             ),
         )  # fmt: skip
 
     @staticmethod
-    async def clear_context(conn: aiosqlite.Connection, user_id: str) -> None:
-        await conn.execute("UPDATE exchanges SET in_context = 0 WHERE user_id = ? AND in_context = 1", (user_id,))
+    async def clear_context(conn: aiosqlite.Connection, user_id: str, key: ChatKey | None = None) -> None:
+        """End the running 串聊 context of one conversation (`key`), or — an operator's reset — every context of
+        `user_id` (a plain id: in any namespace and chat)."""
+        if key is not None:
+            await conn.execute(
+                "UPDATE exchanges SET in_context = 0"
+                " WHERE namespace = ? AND user_id = ? AND chat = ? AND in_context = 1",
+                key.sql,
+            )
+        else:
+            await conn.execute("UPDATE exchanges SET in_context = 0 WHERE user_id = ? AND in_context = 1", (user_id,))
 
-    async def pending_image(self, user_id: str, since: float) -> str | None:
-        """The path of the image `user_id` sent after `since` and has not asked about yet."""
+    async def pending_image(self, key: ChatKey, since: float) -> str | None:
+        """The path of the image sent in this conversation after `since` and not asked about yet."""
         row = await self._db.fetchone(
-            "SELECT pending_image FROM users WHERE user_id = ? AND pending_image_at >= ?", (user_id, since)
+            "SELECT pending_image FROM conversations"
+            " WHERE namespace = ? AND user_id = ? AND chat = ? AND pending_image_at >= ?",
+            (*key.sql, since),
         )
         return row["pending_image"] if row else None
 
     @staticmethod
-    async def set_pending_image(conn: aiosqlite.Connection, user_id: str, path: str | None, at: float) -> None:
-        """Keep the picture at `path` for `user_id`'s next question (None: it was asked about)."""
+    async def set_pending_image(conn: aiosqlite.Connection, key: ChatKey, path: str | None, at: float) -> None:
+        """Keep the picture at `path` for the conversation's next question (None: it was asked about)."""
         await conn.execute(
-            "INSERT INTO users (user_id, pending_image, pending_image_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (user_id) DO UPDATE SET pending_image = excluded.pending_image,"
-            " pending_image_at = excluded.pending_image_at",
-            (user_id, path, at),
+            "INSERT INTO conversations (namespace, user_id, chat, pending_image, pending_image_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, user_id, chat) DO UPDATE"
+            " SET pending_image = excluded.pending_image, pending_image_at = excluded.pending_image_at",
+            (*key.sql, path, at),
         )
 
     @staticmethod
-    async def save_user(conn: aiosqlite.Connection, user_id: str, mode: str | None, active_at: float) -> None:
+    async def save_user(conn: aiosqlite.Connection, key: ChatKey, mode: str | None, active_at: float) -> None:
+        """The conversation's mode and when it was last active."""
         await conn.execute(
-            "INSERT INTO users (user_id, mode, last_active_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (user_id) DO UPDATE SET mode = excluded.mode, last_active_at = excluded.last_active_at",
-            (user_id, mode, active_at),
+            "INSERT INTO conversations (namespace, user_id, chat, mode, last_active_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (namespace, user_id, chat) DO UPDATE"
+            " SET mode = excluded.mode, last_active_at = excluded.last_active_at",
+            (*key.sql, mode, active_at),
         )

@@ -80,8 +80,9 @@ class HistoryStore:
             " (SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM exchanges e"
             "  WHERE e.user_id = u.user_id AND e.asked_at >= ?)"
             " FROM (SELECT DISTINCT user_id FROM exchanges WHERE asked_at >= ?"
-            "       UNION SELECT user_id FROM quota_usage WHERE day = ?) u"
-            " LEFT JOIN quota_usage q ON q.user_id = u.user_id AND q.day = ?"
+            "       UNION SELECT user_id FROM quota_counts WHERE day = ?) u"
+            " LEFT JOIN (SELECT user_id, sum(used) AS used FROM quota_counts WHERE day = ? GROUP BY user_id) q"
+            "   ON q.user_id = u.user_id"
             " ORDER BY 2 DESC, 3 DESC, u.user_id",
             (since_month, since_month, since_month, day, day),
         )

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from chatgpt_wecom.daemon.store.conversations import ChatKey
 from chatgpt_wecom.daemon.store.db import Database, Row
 
 
@@ -57,6 +58,11 @@ class InboxRow:
     @property
     def private(self) -> bool:
         return self.chat in ("", self.user_id)
+
+    @property
+    def key(self) -> ChatKey:
+        """The conversation this message belongs to: its sender in its chat."""
+        return ChatKey(self.namespace, self.user_id, self.chat or self.user_id)
 
     @classmethod
     def from_row(cls, row: Row) -> InboxRow:

@@ -119,4 +119,38 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX outbox_recent;
     CREATE INDEX outbox_recent ON outbox(channel, chat, attempted_at) WHERE attempted_at IS NOT NULL;
     """,
+    # 7: identity. A person is (namespace, user_id): quotas count per person; 串聊 mode, context and a kept picture
+    #    are per person per chat. `users` held per-person chat state and becomes `conversations`; rows from before
+    #    are the WeCom app's private chats.
+    """
+    ALTER TABLE exchanges ADD COLUMN namespace TEXT NOT NULL DEFAULT 'wecom';
+    ALTER TABLE exchanges ADD COLUMN chat TEXT NOT NULL DEFAULT '';
+    UPDATE exchanges SET chat = user_id;
+    DROP INDEX exchanges_context;
+    CREATE INDEX exchanges_context ON exchanges(namespace, user_id, chat, id) WHERE in_context = 1;
+
+    CREATE TABLE conversations (
+        namespace        TEXT NOT NULL,
+        user_id          TEXT NOT NULL,
+        chat             TEXT NOT NULL,            -- the user's id for a private chat, else a group's id
+        mode             TEXT,                     -- chosen mode; NULL means default_mode
+        last_active_at   REAL,
+        pending_image    TEXT,                     -- a picture kept for the next question
+        pending_image_at REAL,
+        PRIMARY KEY (namespace, user_id, chat)
+    );
+    INSERT INTO conversations (namespace, user_id, chat, mode, last_active_at, pending_image, pending_image_at)
+        SELECT 'wecom', user_id, user_id, mode, last_active_at, pending_image, pending_image_at FROM users;
+    DROP TABLE users;
+
+    CREATE TABLE quota_counts (
+        namespace TEXT NOT NULL,
+        user_id   TEXT NOT NULL COLLATE NOCASE,    -- WeCom UserIDs are case-insensitive
+        day       TEXT NOT NULL,                   -- local date in `timezone`, YYYY-MM-DD
+        used      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (namespace, user_id, day)
+    );
+    INSERT INTO quota_counts (namespace, user_id, day, used) SELECT 'wecom', user_id, day, used FROM quota_usage;
+    DROP TABLE quota_usage;
+    """,
 )

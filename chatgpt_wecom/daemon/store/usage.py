@@ -1,4 +1,8 @@
-"""Daily quota counts and usage figures (questions and tokens per user, per day or month)."""
+"""Daily quota counts and usage figures (questions and tokens per person, per day or month).
+
+A person is `(namespace, user_id)`: the WeCom app and AI bot share `wecom`, so a person's quota is one quota
+wherever they ask. An operator names people by a plain id (that id in every namespace) or `namespace:id` (one).
+"""
 
 from __future__ import annotations
 
@@ -23,46 +27,63 @@ class UserUsage:
     tokens: int
 
 
+NAMESPACES = frozenset({"wecom", "dingtalk"})  # the identity namespaces a qualified id may name
+
+
+def split_person(name: str) -> tuple[str | None, str]:
+    """`ns:id` → (ns, id) for a known namespace; anything else is a plain id → (None, name)."""
+    namespace, sep, user_id = name.partition(":")
+    return (namespace, user_id) if sep and namespace.lower() in NAMESPACES and user_id else (None, name)
+
+
+def person_filter(name: str | None) -> tuple[str, tuple[str, ...]]:
+    """An SQL condition (to append after WHERE …) and its parameters for the people `name` names."""
+    if name is None:
+        return "", ()
+    namespace, user_id = split_person(name)
+    if namespace is None:
+        return " AND user_id = ?", (user_id,)
+    return " AND namespace = ? AND user_id = ?", (namespace.lower(), user_id)
+
+
 class UsageStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def used(self, user_id: str, day: str) -> int:
-        """Questions counted against `user_id`'s quota on local `day` (YYYY-MM-DD)."""
-        row = await self._db.fetchone("SELECT used FROM quota_usage WHERE user_id = ? AND day = ?", (user_id, day))
+    async def used(self, user_id: str, day: str, namespace: str = "wecom") -> int:
+        """Questions counted against the person's quota on local `day` (YYYY-MM-DD)."""
+        row = await self._db.fetchone(
+            "SELECT used FROM quota_counts WHERE namespace = ? AND user_id = ? AND day = ?", (namespace, user_id, day)
+        )
         return int(row["used"]) if row else 0
 
     @staticmethod
-    async def count(conn: aiosqlite.Connection, user_id: str, day: str) -> None:
-        """One more question for `user_id` on `day`, inside the caller's transaction."""
+    async def count(conn: aiosqlite.Connection, user_id: str, day: str, namespace: str = "wecom") -> None:
+        """One more question for the person on `day`, inside the caller's transaction."""
         await conn.execute(
-            "INSERT INTO quota_usage (user_id, day, used) VALUES (?, ?, 1)"
-            " ON CONFLICT (user_id, day) DO UPDATE SET used = used + 1",
-            (user_id, day),
+            "INSERT INTO quota_counts (namespace, user_id, day, used) VALUES (?, ?, ?, 1)"
+            " ON CONFLICT (namespace, user_id, day) DO UPDATE SET used = used + 1",
+            (namespace, user_id, day),
         )
 
     async def reset(self, user_id: str | None, day: str, actor: str) -> int:
-        """Give `user_id` (None: everyone) a fresh quota for `day`; returns how many counts were cleared."""
+        """Give `user_id` (a plain id: in every namespace; `ns:id`: in one; None: everyone) a fresh quota for
+        `day`; returns how many counts were cleared."""
+        where, params = person_filter(user_id)
         async with self._db.tx() as conn:
-            if user_id is None:
-                cur = await conn.execute("SELECT coalesce(sum(used), 0) FROM quota_usage WHERE day = ?", (day,))
-                before = (await cur.fetchone() or (0,))[0]
-                await conn.execute("DELETE FROM quota_usage WHERE day = ?", (day,))
-            else:
-                cur = await conn.execute(
-                    "SELECT coalesce(sum(used), 0) FROM quota_usage WHERE day = ? AND user_id = ?", (day, user_id)
-                )
-                before = (await cur.fetchone() or (0,))[0]
-                await conn.execute("DELETE FROM quota_usage WHERE day = ? AND user_id = ?", (day, user_id))
+            select = f"SELECT coalesce(sum(used), 0) FROM quota_counts WHERE day = ?{where}"  # noqa: S608 - constants
+            cur = await conn.execute(select, (day, *params))
+            before = (await cur.fetchone() or (0,))[0]
+            await conn.execute(f"DELETE FROM quota_counts WHERE day = ?{where}", (day, *params))  # noqa: S608
             await audit(conn, actor, "reset_quota", user_id or "all", {"day": day, "used": before}, {"used": 0})
         return int(before)
 
-    async def usage(self, user_id: str, since: float) -> Usage:
-        """Questions answered by the model and tokens spent for `user_id` since unix time `since`."""
+    async def usage(self, user_id: str, since: float, namespace: str = "wecom") -> Usage:
+        """Questions answered by the model and tokens spent by the person since unix time `since`."""
         row = await self._db.fetchone(
             "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0) FROM exchanges"
-            " WHERE user_id = ? AND asked_at >= ? AND answer IS NOT NULL",
-            (user_id, since),
+            " WHERE namespace = ? AND user_id = ? AND asked_at >= ? AND answer IS NOT NULL",
+            (namespace, user_id, since),
         )
         return Usage(int(row[0]), int(row[1])) if row else Usage(0, 0)
 

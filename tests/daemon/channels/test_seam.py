@@ -4,6 +4,7 @@ Nothing outside its definition knows it exists."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from chatgpt_wecom.daemon.channels.base import (
     RetryLater,
 )
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
+from chatgpt_wecom.daemon.services import Services
 from tests.daemon_runner import DaemonRunner, make_settings, wait_until
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
+
+KEYS = itertools.count()
 
 
 class MemoryChannel(Channel):
@@ -97,3 +101,59 @@ async def test_a_rejected_part_is_failed_and_the_rest_still_goes(
         await wait_until(lambda: len(memory.sent) == 1, what="the second part")
         await daemon.idle()
     assert memory.sent[0].chat == "bob"  # a private chat is the user's own id
+
+
+class CorpBot(MemoryChannel):
+    """Another transport of the same corp's directory (as the WeCom AI bot is): the namespace `wecom`."""
+
+    name = "corpbot"
+    namespace = "wecom"
+
+
+async def ask(services: Services, channel: Channel, user: str, text: str, chat: str = "") -> None:
+    key = f"k{next(KEYS)}"
+    assert await services.intake(channel, Inbound(key, user, "text", text, chat=chat)) is not None
+
+
+async def test_one_person_has_one_quota_wherever_they_ask(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    bot = CorpBot()
+    settings = make_settings(tmp_path, wecom, model, max_request=2)
+    async with DaemonRunner(settings, extra_channels=[bot]) as daemon:
+        assert daemon.services is not None
+        await daemon.say("alice", "第一个")  # the WeCom app
+        await ask(daemon.services, bot, "alice", "第二个")  # the same person on another channel of the corp
+        await ask(daemon.services, bot, "alice", "第三个", chat="group-1")  # and in a group
+        await daemon.idle()
+    assert bot.sent[0].content == "echo: 第二个"
+    in_group = "".join(m.content for m in bot.sent if m.chat == "group-1")  # in 64-byte parts
+    assert "上限" in in_group or "额度" in in_group  # the third is over the one quota the person has
+
+
+async def test_context_is_per_person_per_chat(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    bot = CorpBot()
+    async with DaemonRunner(make_settings(tmp_path, wecom, model), extra_channels=[bot]) as daemon:
+        services = daemon.services
+        assert services is not None
+        for chat in ("", "group-1"):
+            await ask(services, bot, "alice", "串聊", chat=chat)
+        await ask(services, bot, "alice", "私聊的问题")
+        await ask(services, bot, "bob", "bob 在群里", chat="group-1")
+        await ask(services, bot, "alice", "群里的问题", chat="group-1")
+        await daemon.idle()
+    asked = {r.last_user_text: [m["content"] for m in r.messages if m["role"] == "user"] for r in model.requests}
+    assert asked["群里的问题"] == ["群里的问题"]  # alice's private question is not in her group context, nor bob's
+    assert asked["bob 在群里"] == ["bob 在群里"]
+
+
+async def test_a_qualified_list_entry_names_one_namespace(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
+    memory = MemoryChannel()
+    settings = make_settings(tmp_path, wecom, model, deny_users=["memory:alice", "bob"])
+    async with DaemonRunner(settings, extra_channels=[memory]) as daemon:
+        assert daemon.services is not None
+        await daemon.say("alice", "WeCom 的 alice")  # not the memory namespace's alice
+        for user in ("alice", "bob"):
+            await ask(daemon.services, memory, user, "你好")
+        await daemon.idle()
+    assert wecom.texts_to("alice") == ["echo: WeCom 的 alice"]
+    for user in ("alice", "bob"):  # memory:alice, and bob everywhere (the refusal comes in 64-byte parts)
+        assert "".join(m.content for m in memory.sent if m.user_id == user) == settings.deny_reply
