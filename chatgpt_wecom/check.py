@@ -35,27 +35,17 @@ import aiohttp
 
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, redact_userinfo
-from chatgpt_wecom.daemon.channels.wecom.api import (
-    ERR_TRANSPORT,
-    RetryPolicy,
-    WeComAPIError,
-    WeComClient,
-    WeComConfigError,
-    WeComRejectedError,
-    WeComUnavailableError,
-)
+from chatgpt_wecom.daemon.channels.registry import channel_checks
 from chatgpt_wecom.daemon.control.site import MAX_SOCKET_PATH
 from chatgpt_wecom.daemon.model.client import ModelClient, ModelError, ModelTimeoutError
 from chatgpt_wecom.daemon.model.http import first_token_wait
 
 __all__ = ["CheckResult", "run_checks"]
 
-WECOM_RETRY = RetryPolicy(attempts=1, timeout=10.0, config_error_cooldown=0.0)
 MODEL_TIMEOUT = 30.0  # seconds, at most, for the one model call (less when first_token_timeout is shorter)
 MODEL_PROMPT = "Reply with the single word: OK"
 MODEL_MAX_TOKENS = 5
 SKIPPED = "data_dir, control socket, wecom, model"  # the checks that need a valid config
-_BAN_NOTE = " (WeCom blocks this server's IP for an hour after repeated wrong secrets: fix it before retrying)"
 
 
 @dataclass(frozen=True)
@@ -93,14 +83,15 @@ async def run_checks(config: Path | None, emit: Callable[[str], None]) -> bool:
         scrub = _scrubber(settings)
         results = [_config_result(config, list(warnings))]
         emit(scrub(results[0].line()))
-        network = (asyncio.create_task(check_wecom(settings)), asyncio.create_task(check_model(settings)))
+        network = (asyncio.create_task(check_channels(settings)), asyncio.create_task(_model_lines(settings)))
         try:
             for local in (check_data_dir(settings.data_dir), await check_socket(settings)):
                 results.append(local)
                 emit(scrub(local.line()))
             for task in network:
-                results.append(await task)
-                emit(scrub(results[-1].line()))
+                for result in await task:
+                    results.append(result)
+                    emit(scrub(result.line()))
         finally:
             for task in network:
                 task.cancel()
@@ -237,37 +228,13 @@ def _duration(seconds: float) -> str:
 
 
 # --- network checks ------------------------------------------------------------------------------------
-def _short(errmsg: str) -> str:
-    """WeCom's errmsg without its ", hint: […], from ip: …, more info at …" tail."""
-    return errmsg.split(", hint:", maxsplit=1)[0].strip()[:120]
+async def check_channels(settings: Settings) -> list[CheckResult]:
+    """Each configured channel's own check (one call to its platform, no retries), one line each."""
+    return [CheckResult(name, ok, detail) for name, ok, detail in await channel_checks(settings)]
 
 
-async def check_wecom(settings: Settings) -> CheckResult:
-    """One gettoken call; its failure names the errcode and the fix."""
-    name, base = "wecom", settings.wecom_api_base
-    async with aiohttp.ClientSession() as session:
-        client = WeComClient(
-            session,
-            api_base=base,
-            corp_id=settings.corp_id,
-            agent_id=settings.agent_id,
-            secret=settings.agent_secret.get_secret_value(),
-            retry=WECOM_RETRY,
-            on_config_error=lambda _exc: None,  # reported by this check's line, not logged
-        )
-        try:
-            await client.token()
-        except WeComConfigError as exc:
-            note = _BAN_NOTE if exc.errcode in (40001, 40091) else ""
-            return _fail(name, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base} — {exc.hint}{note}")
-        except WeComUnavailableError as exc:
-            if exc.errcode == ERR_TRANSPORT:
-                return _fail(name, f"cannot get an access token from {base}: {exc.errmsg}")
-            return _fail(name, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base}: WeCom is busy, try later")
-        except (WeComRejectedError, WeComAPIError) as exc:
-            return _fail(name, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base}")
-        expires = client.token_state().expires_in or 0.0
-    return _pass(name, f"got an access token from {base} (expires in {round(expires)} s)")
+async def _model_lines(settings: Settings) -> list[CheckResult]:
+    return [await check_model(settings)]
 
 
 async def check_model(settings: Settings) -> CheckResult:

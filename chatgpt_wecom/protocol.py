@@ -92,6 +92,8 @@ class Exchange(BaseModel):
     completion_tokens: int
     asked_at: float
     answered_at: float | None
+    namespace: str = "wecom"  # whose user id (the WeCom app and AI bot share "wecom")
+    chat: str = ""  # where it was asked: the user's id for a private chat, else a group's id
 
 
 class ExchangePage(BaseModel):

@@ -78,7 +78,9 @@ async def test_downloads(daemon: DaemonRunner, wecom: FakeWeCom, model: FakeMode
     assert items[2]["answer"] is None and items[2]["error"]
     assert {x["user_id"] for x in items} == {"alice"}
     assert set(items[0]) == {"id", "user_id", "mode", "question", "answer", "error", "model",
-                             "prompt_tokens", "completion_tokens", "asked_at", "answered_at"}  # fmt: skip
+                             "prompt_tokens", "completion_tokens", "asked_at", "answered_at",
+                             "namespace", "chat"}  # fmt: skip
+    assert (items[0]["namespace"], items[0]["chat"]) == ("wecom", "alice")  # a private chat with the app
 
 
 async def test_a_user_with_no_history_gets_an_empty_page(daemon: DaemonRunner) -> None:

@@ -6,6 +6,7 @@ channel is a folder under channels/ and one line in `CHANNELS`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import aiohttp
@@ -13,11 +14,13 @@ import aiohttp
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.channels.base import Channel
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
+from chatgpt_wecom.daemon.channels.wecom import check as wecom_check
 from chatgpt_wecom.daemon.channels.wecom.channel import WeComApp
 
 Misconfiguration = Callable[[str, str, str], None]  # (what, message, hint)
 
 CHANNELS: tuple[type[WeComApp], ...] = (WeComApp,)
+CHECKS = {WeComApp.name: wecom_check.check}  # `chatgpt-wecom check`: each channel's one call to its platform
 
 
 def configured_channels(
@@ -30,3 +33,10 @@ def configured_channels(
 def max_body(channels: list[Channel]) -> int:
     """The largest request body any channel on HTTP takes (the public app's limit)."""
     return max((getattr(c, "max_body", 0) for c in channels), default=0) or 64 * 1024
+
+
+async def channel_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    """(channel, passed, what was found) for every configured channel, checked at once."""
+    names = [kind.name for kind in CHANNELS if kind.configured(settings)]
+    verdicts = await asyncio.gather(*(CHECKS[name](settings) for name in names))
+    return [(name, ok, detail) for name, (ok, detail) in zip(names, verdicts, strict=True)]

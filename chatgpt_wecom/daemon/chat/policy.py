@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
-ListName = Literal["allow", "deny", "vip", "admin"]
+from chatgpt_wecom.protocol import ListName
+
 LIST_NAMES: tuple[ListName, ...] = ("allow", "deny", "vip", "admin")
 LIST_LABELS: dict[ListName, str] = {"allow": "允许", "deny": "禁止", "vip": "VIP", "admin": "管理员"}
 

@@ -15,7 +15,6 @@ import pwd
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from datetime import datetime, tzinfo
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.daemon.events import Event, TooManySubscribers
+from chatgpt_wecom.daemon.exchange_view import as_wire, history_markdown
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.services import Services
 
@@ -117,26 +117,16 @@ def vars_of(obj: Any) -> dict[str, Any]:
 async def conversations(request: web.Request) -> web.Response:
     limit = _int(request, "limit", 50) or 50
     page = await _svc(request).history.recent(request.query.get("user"), limit, _int(request, "before", None))
-    items = [p.Exchange(**vars_of(x)) for x in page]
+    items = as_wire(page)
     return _json(p.ExchangePage(items=items, next_before=items[-1].id if len(items) == limit else None))
 
 
 async def history(request: web.Request) -> web.Response:
     user = request.match_info["user"]
-    items = [p.Exchange(**vars_of(x)) for x in await _svc(request).history.of_user(user)]
+    items = as_wire(await _svc(request).history.of_user(user))
     if request.query.get("format") == "md":
         return web.json_response({"markdown": history_markdown(user, items, _svc(request).settings.zone)})
     return _json(items)
-
-
-def history_markdown(user: str, items: list[p.Exchange], zone: tzinfo | None = None) -> str:
-    """A user's history as Markdown, times in `zone` (the daemon's time zone)."""
-    lines = [f"# Conversation history of {user}", "", f"Times are in {zone or 'the server’s local time'}.", ""]
-    for x in items:
-        when = datetime.fromtimestamp(x.asked_at, zone).strftime("%Y-%m-%d %H:%M:%S")
-        lines += [f"## {when} · {x.mode}", "", "**Q:**", "", x.question, ""]
-        lines += ["**A:**", "", x.answer if x.answer is not None else f"_(no answer: {x.error})_", ""]
-    return "\n".join(lines)
 
 
 async def quotas(request: web.Request) -> web.Response:

@@ -25,16 +25,21 @@ class StoredExchange:
     completion_tokens: int
     asked_at: float
     answered_at: float | None
+    namespace: str
+    chat: str
 
     @classmethod
     def from_row(cls, r: Row) -> StoredExchange:
         return cls(
             r["id"], r["user_id"], r["mode"], r["question"], r["answer"], r["error"], r["model"],
-            r["prompt_tokens"], r["completion_tokens"], r["asked_at"], r["answered_at"],
+            r["prompt_tokens"], r["completion_tokens"], r["asked_at"], r["answered_at"], r["namespace"], r["chat"],
         )  # fmt: skip
 
 
-_COLUMNS = "id, user_id, mode, question, answer, error, model, prompt_tokens, completion_tokens, asked_at, answered_at"
+_COLUMNS = (
+    "id, user_id, mode, question, answer, error, model, prompt_tokens, completion_tokens, asked_at, answered_at,"
+    " namespace, chat"
+)
 
 
 class HistoryStore:

@@ -16,8 +16,9 @@ from typing import Any
 
 import aiosqlite
 
-from chatgpt_wecom.daemon.chat.policy import LIST_NAMES, AccessLists, ListName
+from chatgpt_wecom.daemon.chat.policy import LIST_NAMES, AccessLists
 from chatgpt_wecom.daemon.store.db import Database
+from chatgpt_wecom.protocol import ListName
 
 CONFIG_ACTOR = "config.yml"
 SEED_KEYS: dict[str, ListName | None] = {

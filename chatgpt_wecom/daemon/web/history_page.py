@@ -23,7 +23,7 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from chatgpt_wecom import protocol as p
-from chatgpt_wecom.daemon.control.api import history_markdown, vars_of
+from chatgpt_wecom.daemon.exchange_view import as_wire, history_markdown
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.web.links import InvalidLink, LinkClaims
 
@@ -110,7 +110,7 @@ def _signed(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]
 
 
 async def _exchanges(request: web.Request, user: str) -> list[p.Exchange]:
-    return [p.Exchange(**vars_of(x)) for x in await request.app[SERVICES].history.of_user(user)]
+    return as_wire(await request.app[SERVICES].history.of_user(user))
 
 
 def _download(body: str, content_type: str, filename: str) -> web.Response:
