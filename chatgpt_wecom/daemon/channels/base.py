@@ -120,6 +120,7 @@ class Channel(ABC):
     name: ClassVar[str]  # "wecom" — also the prefix of its inbox keys and the value of the channel columns
     namespace: ClassVar[str]  # whose user ids these are ("wecom": the app and the AI bot of one corp)
     capabilities: Capabilities
+    max_body: ClassVar[int] = 0  # the largest request body an HTTP channel takes (0: it takes none)
 
     def __init__(self) -> None:
         self.state = ChannelState()

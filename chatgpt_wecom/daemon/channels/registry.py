@@ -32,7 +32,7 @@ def configured_channels(
 
 def max_body(channels: list[Channel]) -> int:
     """The largest request body any channel on HTTP takes (the public app's limit)."""
-    return max((getattr(c, "max_body", 0) for c in channels), default=0) or 64 * 1024
+    return max((c.max_body for c in channels), default=0) or 64 * 1024
 
 
 async def channel_checks(settings: Settings) -> list[tuple[str, bool, str]]:
