@@ -31,13 +31,15 @@ from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 from chatgpt_wecom.daemon.pipeline.intake import Intake
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
 from chatgpt_wecom.daemon.pipeline.worker import Worker
+from chatgpt_wecom.daemon.store.audit import AuditLog, audit
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.daemon.store.history import HistoryStore
 from chatgpt_wecom.daemon.store.inbox import InboxStore, InboxWriter
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
-from chatgpt_wecom.daemon.store.policy import PolicyStore, audit
+from chatgpt_wecom.daemon.store.policy import PolicyStore
 from chatgpt_wecom.daemon.store.private import secure_data_dir
+from chatgpt_wecom.daemon.store.state import DaemonState
 from chatgpt_wecom.daemon.store.usage import UsageStore
 from chatgpt_wecom.daemon.web.links import LinkSigner, history_url
 
@@ -124,7 +126,9 @@ class Services:
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
         self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock)
         self.history = HistoryStore(self.db)
-        paused = await self.history.get_state("paused")
+        self.audit = AuditLog(self.db)
+        self.state = DaemonState(self.db)
+        paused = await self.state.get("paused")
         if paused is not None:
             self._pause_override = paused.get("notice")
             self.responder.paused_notice = self._pause_override or s.pause_notice
@@ -196,7 +200,7 @@ class Services:
         override = notice or None
         shown = override or self.settings.pause_notice
         async with self.db.tx() as conn:
-            await HistoryStore.set_state(conn, "paused", {"notice": override, "by": actor})
+            await DaemonState.set(conn, "paused", {"notice": override, "by": actor})
             await audit(conn, actor, "pause", "", None, {"notice": shown})
         self._pause_override, self.responder.paused_notice = override, shown  # only once it is stored
         log.warning("paused by %s", actor)
@@ -204,7 +208,7 @@ class Services:
 
     async def resume(self, actor: str) -> None:
         async with self.db.tx() as conn:
-            await HistoryStore.set_state(conn, "paused", None)
+            await DaemonState.set(conn, "paused", None)
             await audit(conn, actor, "resume", "", None, None)
         self.responder.paused_notice = None
         log.warning("resumed by %s", actor)

@@ -158,7 +158,7 @@ async def templates(request: web.Request) -> web.Response:
 
 
 async def audit(request: web.Request) -> web.Response:
-    entries = await _svc(request).policy.audit_log(_int(request, "limit", 100) or 100, _int(request, "before", None))
+    entries = await _svc(request).audit.entries(_int(request, "limit", 100) or 100, _int(request, "before", None))
     return _json([p.AuditEntry(**vars_of(e)) for e in entries])
 
 
