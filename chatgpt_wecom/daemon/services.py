@@ -19,11 +19,11 @@ from chatgpt_wecom.daemon.answer.router import Collaborators, Responder
 from chatgpt_wecom.daemon.channels.base import Channel, Inbound, MediaUnavailable
 from chatgpt_wecom.daemon.channels.registry import configured_channels
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
-from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.policy import day_start, month_start
-from chatgpt_wecom.daemon.chat.templates import TemplateError, Templates
+from chatgpt_wecom.daemon.chat.templates import TemplateError
 from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.live_policy import LivePolicy
+from chatgpt_wecom.daemon.live_settings import LiveSettings, load_templates
 from chatgpt_wecom.daemon.media.files import RichMedia
 from chatgpt_wecom.daemon.model.client import ModelClient
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
@@ -41,18 +41,9 @@ from chatgpt_wecom.daemon.store.policy import PolicyStore
 from chatgpt_wecom.daemon.store.private import secure_data_dir
 from chatgpt_wecom.daemon.store.state import DaemonState
 from chatgpt_wecom.daemon.store.usage import UsageStore
-from chatgpt_wecom.daemon.web.links import LinkSigner, history_url
+from chatgpt_wecom.daemon.web.links import HistoryLinks, LinkSigner
 
 log = logging.getLogger(__name__)
-
-# Keys a reload can change in place; any other change needs a restart.
-RELOADABLE = frozenset({
-    "log_level", "session_timeout", "max_question_len", "max_answer_len", "max_text", "default_mode",
-    "max_request", "allow_users", "deny_users", "vip_users", "admin_users", "sensitive_words", "help",
-    "deny_reply", "pause_notice", "reply_format", "timezone", "service_url", "stream_answers",
-    "history_link_hours", "max_answer_parts",
-})  # fmt: skip
-
 
 CONFIG_ERROR_REPEAT = 300.0  # seconds: a configuration error already reported is reported again at most this often
 
@@ -69,11 +60,6 @@ class Tuning:
     clock: Callable[[], float] = time.time  # "now" for received messages, quotas and usage
 
 
-def templates_path(config_path: Path | None) -> Path | None:
-    """Operators' prompt templates: prompts.yml beside config.yml."""
-    return config_path.resolve().parent / "prompts.yml" if config_path is not None else None
-
-
 class Services:
     """Open with `async with Services(settings) as services:` (or `await open()` / `await close()`)."""
 
@@ -84,7 +70,7 @@ class Services:
         config_path: Path | None = None,
         extra_channels: Sequence[Channel] = (),
     ) -> None:
-        self.settings = settings
+        self.live = LiveSettings(settings, load_templates(config_path))  # the settings and templates in force
         self.tuning = tuning or Tuning()
         self.config_path = config_path
         self.ready = False
@@ -94,10 +80,9 @@ class Services:
         self._config_errors: dict[str, tuple[float, int]] = {}  # what -> (when reported, times since)
         self.bus = EventBus()
         self._extra_channels = extra_channels  # beside the configured ones (an embedder's own transport, tests)
-        self.templates = Templates.load(templates_path(config_path))
 
     async def open(self) -> Services:
-        s, t = self.settings, self.tuning
+        s, t = self.live.settings, self.tuning
         secure_data_dir(s.data_dir, s.database_path)  # 0700 folder, 0600 files, whatever the umask
         self.db = await Database.open(s.database_path)
         self.inbox = InboxStore(self.db, await InboxWriter(s.database_path).open())
@@ -113,15 +98,16 @@ class Services:
         self.channels = {c.name: c for c in [*configured, *self._extra_channels]}
         self.model = ModelClient.from_settings(s)
         self.links = LinkSigner.from_data_dir(s.data_dir, clock=t.clock)
+        self.history_links = HistoryLinks(self.links, self.live)
         self.rich = RichMedia(s.data_dir, self.model, self._fetch_media)
-        self.responder = Responder(s, self.templates, Collaborators(
-            self.conversations, self.usage, self.policy, self.model, self.rich, self.bus, self.history_reply, t.clock,
+        self.responder = Responder(self.live, Collaborators(
+            self.conversations, self.usage, self.policy, self.model, self.rich, self.bus, self.history_links.reply,
+            t.clock,
         ))  # fmt: skip
         self.deliverer = Deliverer(self.outbox, self.channels, self.bus, t.delivery, t.member_rates)
         self.worker = Worker(
             self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus,
-            reply_format=s.reply_format, channels=self.channels, max_parts=s.max_answer_parts,
-            answer_link=self.history_link, link_hours=s.history_link_hours,
+            live=self.live, channels=self.channels, answer_link=self.history_links.link,
         )  # fmt: skip
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
         self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock)
@@ -155,50 +141,30 @@ class Services:
             return [], []
         try:
             new = load_settings(self.config_path, require_file=True)
-            templates = Templates.load(templates_path(self.config_path))
+            templates = load_templates(self.config_path)
         except (ConfigError, TemplateError) as exc:
             log.error("reload: config not applied, keeping the running one: %s", str(exc).replace("\n", "; "))
             self.bus.publish("error", source="reload", error=str(exc))
             return None
-        old = self.settings
-        changed = [k for k in Settings.model_fields if getattr(new, k) != getattr(old, k)]
-        needs_restart = [k for k in changed if k not in RELOADABLE]
+        changed, needs_restart = self.live.replace(new, templates)
         if needs_restart:
             log.warning("reload: %s changed; restart the daemon to apply", ", ".join(needs_restart))
-        live = {k: getattr(new, k) for k in changed if k in RELOADABLE}
-        self.settings = old.model_copy(update=live)
-        self.responder.settings = self.settings
-        self.responder.templates = self.templates = templates
+        settings = self.live.settings
         if self.responder.paused_notice is not None:
-            self.responder.paused_notice = self._pause_override or self.settings.pause_notice
-        self.worker.reply_format = self.settings.reply_format
-        self.worker.max_parts = self.settings.max_answer_parts
-        self.worker.link_hours = self.settings.history_link_hours
-        logging.getLogger().setLevel(self.settings.log_level.upper())
-        applied = await self.policy.apply_config(self.settings)
-        log.info("reload: applied %s", ", ".join(sorted(live)) or "no changed keys")
+            self.responder.paused_notice = self._pause_override or settings.pause_notice
+        logging.getLogger().setLevel(settings.log_level.upper())
+        applied = await self.policy.apply_config(settings)
+        log.info("reload: applied %s", ", ".join(changed) or "no changed keys")
         if applied:
             log.info("policy: applied from the config file: %s", ", ".join(applied))
-        self.bus.publish("config.reloaded", changed=sorted(live), restart_needed=needs_restart)
-        return sorted(live), needs_restart
-
-    def history_link(self, user: str) -> str | None:
-        """A signed, expiring link to `user`'s history page; None without service_url."""
-        s = self.settings
-        if not s.service_url:
-            return None
-        return history_url(s.service_url, self.links.token(user, ttl=s.history_link_hours * 3600))
-
-    def history_reply(self, user: str) -> str | None:
-        """The #查对话 reply: a signed, expiring link to `user`'s history page; None without service_url."""
-        url = self.history_link(user)
-        return None if url is None else replies.history_link(user, url, self.settings.history_link_hours)
+        self.bus.publish("config.reloaded", changed=changed, restart_needed=needs_restart)
+        return changed, needs_restart
 
     # --- operator actions (the control API calls these) ----------------------------------------------
     async def pause(self, notice: str | None, actor: str) -> None:
         """Everyone but admins gets the pause notice instead of an answer, until resume(); survives restarts."""
         override = notice or None
-        shown = override or self.settings.pause_notice
+        shown = override or self.live.settings.pause_notice
         async with self.db.tx() as conn:
             await DaemonState.set(conn, "paused", {"notice": override, "by": actor})
             await audit(conn, actor, "pause", "", None, {"notice": shown})
@@ -243,7 +209,7 @@ class Services:
         self.bus.publish("policy.changed", actor=actor, change="context_cleared", user=user)
 
     async def status(self) -> protocol.Status:
-        s, now = self.settings, self.tuning.clock()
+        s, now = self.live.settings, self.tuning.clock()
         users, questions, messages = await self.history.today(day_start(now, s.zone))
         app = self.channels["wecom"].detail() if "wecom" in self.channels else {}
         return protocol.Status(
@@ -282,7 +248,7 @@ class Services:
         ]  # fmt: skip
 
     async def quotas(self) -> protocol.Quotas:
-        s, now = self.settings, self.tuning.clock()
+        s, now = self.live.settings, self.tuning.clock()
         day = self.responder.local_day(now)
         lists = self.policy.lists
         rows = await self.history.user_activity(day, month_start(now, s.zone))

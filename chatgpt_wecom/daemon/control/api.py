@@ -125,7 +125,7 @@ async def history(request: web.Request) -> web.Response:
     user = request.match_info["user"]
     items = [p.Exchange(**vars_of(x)) for x in await _svc(request).history.of_user(user)]
     if request.query.get("format") == "md":
-        return web.json_response({"markdown": history_markdown(user, items, _svc(request).settings.zone)})
+        return web.json_response({"markdown": history_markdown(user, items, _svc(request).live.settings.zone)})
     return _json(items)
 
 
@@ -153,7 +153,8 @@ async def words(request: web.Request) -> web.Response:
 
 
 async def templates(request: web.Request) -> web.Response:
-    items = [p.Template(title=t.title, description=t.description, example=t.example) for t in _svc(request).templates]
+    loaded = _svc(request).live.templates
+    items = [p.Template(title=t.title, description=t.description, example=t.example) for t in loaded]
     return _json(items)
 
 
