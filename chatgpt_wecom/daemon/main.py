@@ -80,7 +80,7 @@ async def serve(
     socket_created = False
 
     def reload() -> None:
-        task = asyncio.create_task(services.reload(), name="reload")
+        task = asyncio.create_task(services.operator.reload(), name="reload")
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 

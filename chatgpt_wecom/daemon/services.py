@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,25 +12,23 @@ from types import TracebackType
 
 import aiohttp
 
-from chatgpt_wecom import __version__, protocol
-from chatgpt_wecom.config import ConfigError, Settings, load_settings
+from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.answer.router import Collaborators, Responder
-from chatgpt_wecom.daemon.channels.base import Channel, Inbound, MediaUnavailable
+from chatgpt_wecom.daemon.channels.base import Channel, MediaUnavailable
 from chatgpt_wecom.daemon.channels.registry import configured_channels
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
-from chatgpt_wecom.daemon.chat.policy import day_start, month_start
-from chatgpt_wecom.daemon.chat.templates import TemplateError
 from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.live_policy import LivePolicy
 from chatgpt_wecom.daemon.live_settings import LiveSettings, load_templates
 from chatgpt_wecom.daemon.media.files import RichMedia
 from chatgpt_wecom.daemon.model.client import ModelClient
+from chatgpt_wecom.daemon.operator import Operator, Pause
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer, DeliveryPolicy
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 from chatgpt_wecom.daemon.pipeline.intake import Intake
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
 from chatgpt_wecom.daemon.pipeline.worker import Worker
-from chatgpt_wecom.daemon.store.audit import AuditLog, audit
+from chatgpt_wecom.daemon.store.audit import AuditLog
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.daemon.store.history import HistoryStore
@@ -76,7 +73,6 @@ class Services:
         self.ready = False
         self.stopping = asyncio.Event()  # set when shutdown begins (event streams end on it)
         self.started_at = time.time()
-        self._pause_override: str | None = None
         self._config_errors: dict[str, tuple[float, int]] = {}  # what -> (when reported, times since)
         self.bus = EventBus()
         self._extra_channels = extra_channels  # beside the configured ones (an embedder's own transport, tests)
@@ -89,6 +85,11 @@ class Services:
         self.outbox = OutboxStore(self.db)
         self.conversations = ConversationStore(self.db)
         self.usage = UsageStore(self.db)
+        self.history = HistoryStore(self.db)
+        self.audit = AuditLog(self.db)
+        self.state = DaemonState(self.db)
+        self.pause = Pause(self.db, self.state, self.live, self.bus)
+        await self.pause.restore()
         self.policy = LivePolicy(PolicyStore(self.db), self.bus)
         applied = await self.policy.apply_config(s)
         if applied:
@@ -102,7 +103,7 @@ class Services:
         self.rich = RichMedia(s.data_dir, self.model, self._fetch_media)
         self.responder = Responder(self.live, Collaborators(
             self.conversations, self.usage, self.policy, self.model, self.rich, self.bus, self.history_links.reply,
-            t.clock,
+            self.pause.notice, t.clock,
         ))  # fmt: skip
         self.deliverer = Deliverer(self.outbox, self.channels, self.bus, t.delivery, t.member_rates)
         self.worker = Worker(
@@ -111,14 +112,7 @@ class Services:
         )  # fmt: skip
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
         self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock)
-        self.history = HistoryStore(self.db)
-        self.audit = AuditLog(self.db)
-        self.state = DaemonState(self.db)
-        paused = await self.state.get("paused")
-        if paused is not None:
-            self._pause_override = paused.get("notice")
-            self.responder.paused_notice = self._pause_override or s.pause_notice
-            log.warning("the bot is paused (by an operator before the last stop); `ctl resume` resumes it")
+        self.operator = Operator(self)
         return self
 
     async def requeue_unfinished(self) -> int:
@@ -129,135 +123,6 @@ class Services:
         if rows:
             log.info("pipeline: resuming %d unfinished message(s)", len(rows))
         return len(rows)
-
-    async def reload(self) -> tuple[list[str], list[str]] | None:
-        """Re-read the config file (SIGHUP): apply what can change live.
-
-        Returns (keys applied, changed keys that need a restart), or None when the file no longer validates —
-        then it is reported and ignored, and the daemon keeps running as it was.
-        """
-        if self.config_path is None:
-            log.info("reload: no config file to re-read (the environment of a running process does not change)")
-            return [], []
-        try:
-            new = load_settings(self.config_path, require_file=True)
-            templates = load_templates(self.config_path)
-        except (ConfigError, TemplateError) as exc:
-            log.error("reload: config not applied, keeping the running one: %s", str(exc).replace("\n", "; "))
-            self.bus.publish("error", source="reload", error=str(exc))
-            return None
-        changed, needs_restart = self.live.replace(new, templates)
-        if needs_restart:
-            log.warning("reload: %s changed; restart the daemon to apply", ", ".join(needs_restart))
-        settings = self.live.settings
-        if self.responder.paused_notice is not None:
-            self.responder.paused_notice = self._pause_override or settings.pause_notice
-        logging.getLogger().setLevel(settings.log_level.upper())
-        applied = await self.policy.apply_config(settings)
-        log.info("reload: applied %s", ", ".join(changed) or "no changed keys")
-        if applied:
-            log.info("policy: applied from the config file: %s", ", ".join(applied))
-        self.bus.publish("config.reloaded", changed=changed, restart_needed=needs_restart)
-        return changed, needs_restart
-
-    # --- operator actions (the control API calls these) ----------------------------------------------
-    async def pause(self, notice: str | None, actor: str) -> None:
-        """Everyone but admins gets the pause notice instead of an answer, until resume(); survives restarts."""
-        override = notice or None
-        shown = override or self.live.settings.pause_notice
-        async with self.db.tx() as conn:
-            await DaemonState.set(conn, "paused", {"notice": override, "by": actor})
-            await audit(conn, actor, "pause", "", None, {"notice": shown})
-        self._pause_override, self.responder.paused_notice = override, shown  # only once it is stored
-        log.warning("paused by %s", actor)
-        self.bus.publish("bot.paused", actor=actor, notice=self.responder.paused_notice)
-
-    async def resume(self, actor: str) -> None:
-        async with self.db.tx() as conn:
-            await DaemonState.set(conn, "paused", None)
-            await audit(conn, actor, "resume", "", None, None)
-        self.responder.paused_notice = None
-        log.warning("resumed by %s", actor)
-        self.bus.publish("bot.resumed", actor=actor)
-
-    async def playground(self, user: str, text: str, actor: str, channel: str | None = None) -> int:
-        """Put `text` into the pipeline as if `user` had sent it on `channel` (default: the first configured);
-        the answer goes to that user there."""
-        name = channel or next(iter(self.channels))
-        if name not in self.channels:
-            raise ValueError(f"no channel {name!r} is configured (configured: {', '.join(self.channels)})")
-        message = Inbound(
-            dedupe_key=f"play:{uuid.uuid4().hex}",
-            user_id=user,
-            msg_type="text",
-            content=text,
-            payload={"source": "playground", "by": actor},
-        )
-        inbox_id = await self.intake(self.channels[name], message)
-        assert inbox_id is not None  # a fresh uuid is never a duplicate
-        return inbox_id
-
-    async def reset_quota(self, user: str | None, actor: str) -> int:
-        cleared = await self.usage.reset(user, self.responder.local_day(self.tuning.clock()), actor)
-        self.bus.publish("policy.changed", actor=actor, change="quota_reset", user=user or "all")
-        return cleared
-
-    async def clear_context(self, user: str, actor: str) -> None:
-        async with self.db.tx() as conn:
-            await ConversationStore.clear_context(conn, user)
-            await audit(conn, actor, "clear_context", user, None, None)
-        self.bus.publish("policy.changed", actor=actor, change="context_cleared", user=user)
-
-    async def status(self) -> protocol.Status:
-        s, now = self.live.settings, self.tuning.clock()
-        users, questions, messages = await self.history.today(day_start(now, s.zone))
-        app = self.channels["wecom"].detail() if "wecom" in self.channels else {}
-        return protocol.Status(
-            version=__version__,
-            started_at=self.started_at,
-            uptime=time.time() - self.started_at,
-            paused=self.responder.paused_notice is not None,
-            pause_notice=self.responder.paused_notice or s.pause_notice,
-            model=self.model.model,
-            model_endpoint=self.model.endpoint,
-            wecom_api_base=app.get("api_base", ""),
-            corp_id=app.get("corp_id", ""),
-            agent_id=app.get("agent_id", 0),
-            token=protocol.TokenState(**app.get("token", {"has_token": False})),
-            channels=self.channel_states(),
-            queue_depth=self.dispatcher.depth,
-            open_messages=await self.inbox.count_open(),
-            users_today=users,
-            questions_today=questions,
-            messages_today=messages,
-            secrets=s.secrets_set(),
-            last_errors=[protocol.Event(seq=e.seq, kind=e.kind, at=e.at, data=e.data) for e in self.bus.recent_errors],
-            config_path=str(self.config_path) if self.config_path else None,
-            data_dir=str(s.data_dir),
-            control_socket=str(s.socket_path),
-        )
-
-    def channel_states(self) -> list[protocol.ChannelStatus]:
-        return [
-            protocol.ChannelStatus(
-                name=c.name, namespace=c.namespace, up=c.state.up, since=c.state.since,
-                last_error=c.state.last_error, reconnects=c.state.reconnects,
-                detail={k: v for k, v in c.detail().items() if k != "token"},
-            )
-            for c in self.channels.values()
-        ]  # fmt: skip
-
-    async def quotas(self) -> protocol.Quotas:
-        s, now = self.live.settings, self.tuning.clock()
-        day = self.responder.local_day(now)
-        lists = self.policy.lists
-        rows = await self.history.user_activity(day, month_start(now, s.zone))
-        users = [
-            protocol.UserQuota(user_id=u, used_today=used, questions_month=q, tokens_month=t,
-                               unlimited=lists.unlimited(u) or s.max_request <= 0)
-            for u, used, q, t in rows
-        ]  # fmt: skip
-        return protocol.Quotas(day=day, limit=s.max_request, timezone=s.timezone, users=users)
 
     def _misconfigured(self, what: str, message: str, hint: str) -> None:
         """Report a channel's configuration error (`what`: "wecom 60020") once, then again every few minutes with

@@ -53,13 +53,14 @@ class Collaborators:
     rich: RichMedia
     bus: EventBus
     history_reply: Callable[[str], str | None]  # #查对话: the reply with a signed link; None without service_url
+    paused: Callable[[], str | None]  # the notice non-admins get while an operator has paused the bot, else None
     clock: Callable[[], float] = time.time
 
 
 class Responder:
     def __init__(self, live: LiveSettings, parts: Collaborators) -> None:
         self._live = live  # the settings and templates in force (a reload replaces them there)
-        self.paused_notice: str | None = None  # set while an operator has paused the bot
+        self._paused = parts.paused
         self._conversations = parts.conversations
         self._usage = parts.usage
         self._policy = parts.policy
@@ -84,8 +85,8 @@ class Responder:
         turn = Turn(row, session, None if session.expired else state.mode, s, templates, emit, part_limit)
         if not self._policy.lists.may_chat(user):
             return turn.reply(s.deny_reply)
-        if self.paused_notice is not None and not self._policy.lists.is_admin(user):
-            return turn.reply(self.paused_notice)
+        if (notice := self._paused()) is not None and not self._policy.lists.is_admin(user):
+            return turn.reply(notice)
         if row.msg_type == "voice":
             return await self._media.voice(turn, self._text)
         if row.msg_type == "image":
