@@ -1,4 +1,14 @@
-"""Every long-lived object of the daemon, built and closed in one place, in dependency order."""
+"""The container: every long-lived object of the daemon, built in dependency order and closed in reverse.
+
+`open()` builds inside an `AsyncExitStack`: each resource registers its close as soon as it is opened, so a
+start-up that fails part-way (a damaged key file, a database that is not one, a channel that cannot be set up)
+closes what was already open — the database, the inbox writer's thread, the HTTP session, the channels, the
+model client — before the error propagates. `close()` unwinds the same stack: drain first, then each resource
+in the reverse order of opening.
+
+Nothing here acts on the daemon: what an operator does is `operator.py`, the start-up and shutdown sequence is
+`main.py`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +26,7 @@ import aiohttp
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.answer.router import Collaborators, Responder
 from chatgpt_wecom.daemon.channels.base import Channel, MediaUnavailable
+from chatgpt_wecom.daemon.channels.misconfigured import MisconfigurationReports
 from chatgpt_wecom.daemon.channels.registry import configured_channels
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
 from chatgpt_wecom.daemon.events import EventBus
@@ -42,8 +54,6 @@ from chatgpt_wecom.daemon.web.links import HistoryLinks, LinkSigner
 
 log = logging.getLogger(__name__)
 
-CONFIG_ERROR_REPEAT = 300.0  # seconds: a configuration error already reported is reported again at most this often
-
 
 @dataclass(frozen=True, slots=True)
 class Tuning:
@@ -67,21 +77,36 @@ class Services:
         config_path: Path | None = None,
         extra_channels: Sequence[Channel] = (),
     ) -> None:
-        self.live = LiveSettings(settings, load_templates(config_path))  # the settings and templates in force
+        self._settings = settings  # as started; what is in force later is `live.settings`
         self.tuning = tuning or Tuning()
         self.config_path = config_path
         self.ready = False
         self.stopping = asyncio.Event()  # set when shutdown begins (event streams end on it)
         self.started_at = time.time()
-        self._config_errors: dict[str, tuple[float, int]] = {}  # what -> (when reported, times since)
         self.bus = EventBus()
         self._extra_channels = extra_channels  # beside the configured ones (an embedder's own transport, tests)
+        self._opened = AsyncExitStack()  # what close() unwinds
 
     async def open(self) -> Services:
-        s, t = self.live.settings, self.tuning
+        """Build everything; if any step fails, close what the earlier ones opened and raise."""
+        async with AsyncExitStack() as stack:
+            await self._build(stack)
+            self._opened = stack.pop_all()  # built: from now on close() owns these
+        return self
+
+    async def _build(self, stack: AsyncExitStack) -> None:
+        s, t = self._settings, self.tuning
+        # Files first: a config or templates problem stops the start before anything is open.
+        self.live = LiveSettings(s, load_templates(self.config_path))  # the settings and templates in force
         secure_data_dir(s.data_dir, s.database_path)  # 0700 folder, 0600 files, whatever the umask
+
+        # The database and its stores.
         self.db = await Database.open(s.database_path)
-        self.inbox = InboxStore(self.db, await InboxWriter(s.database_path).open())
+        stack.push_async_callback(self.db.close)
+        writer = InboxWriter(s.database_path)
+        self.inbox = InboxStore(self.db, writer)
+        stack.push_async_callback(self.inbox.close)  # flushes, then ends the writer's thread (even if never opened)
+        await writer.open()
         self.outbox = OutboxStore(self.db)
         self.conversations = ConversationStore(self.db)
         self.usage = UsageStore(self.db)
@@ -94,13 +119,21 @@ class Services:
         applied = await self.policy.apply_config(s)
         if applied:
             log.info("policy: applied from the config file: %s", ", ".join(applied))
+
+        # Clients of the outside world.
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=t.http_retry.timeout))
-        configured = configured_channels(s, self.http, t.http_retry, self._misconfigured)
+        stack.push_async_callback(self.http.close)
+        configured = configured_channels(s, self.http, t.http_retry, MisconfigurationReports(self.bus))
         self.channels = {c.name: c for c in [*configured, *self._extra_channels]}
+        for channel in self.channels.values():
+            stack.push_async_callback(channel.stop)
         self.model = ModelClient.from_settings(s)
+        stack.push_async_callback(self.model.close)
         self.links = LinkSigner.from_data_dir(s.data_dir, clock=t.clock)
         self.history_links = HistoryLinks(self.links, self.live)
         self.rich = RichMedia(s.data_dir, self.model, self._fetch_media)
+
+        # The pipeline, and what an operator does with it.
         self.responder = Responder(self.live, Collaborators(
             self.conversations, self.usage, self.policy, self.model, self.rich, self.bus, self.history_links.reply,
             self.pause.notice, t.clock,
@@ -112,8 +145,8 @@ class Services:
         )  # fmt: skip
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
         self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock)
+        stack.push_async_callback(self.drain)  # the first thing closing does
         self.operator = Operator(self)
-        return self
 
     async def requeue_unfinished(self) -> int:
         """Queue every message accepted before a stop and not finished; returns how many."""
@@ -123,22 +156,6 @@ class Services:
         if rows:
             log.info("pipeline: resuming %d unfinished message(s)", len(rows))
         return len(rows)
-
-    def _misconfigured(self, what: str, message: str, hint: str) -> None:
-        """Report a channel's configuration error (`what`: "wecom 60020") once, then again every few minutes with
-        how often it recurred — every part of every answer meets the same wrong setting until the operator fixes
-        it."""
-        now = time.monotonic()
-        reported, since = self._config_errors.get(what, (None, 0))
-        if reported is not None and now - reported < CONFIG_ERROR_REPEAT:
-            self._config_errors[what] = (reported, since + 1)
-            return
-        again = f" (it recurred {since} more times in the last {now - reported:.0f} s)" if reported and since else ""
-        log.error("%s — %s%s", message, hint, again)
-        source, _, code = what.partition(" ")
-        self.bus.publish("error", source=source, errcode=int(code) if code.lstrip("-").isdigit() else None,
-                         error=message + again, hint=hint)  # fmt: skip
-        self._config_errors[what] = (now, 0)
 
     async def _fetch_media(self, ref: str) -> tuple[bytes, str]:
         """Media a user sent, from the WeCom app (the one channel with media today)."""
@@ -154,14 +171,9 @@ class Services:
         await self.dispatcher.stop(self.tuning.shutdown_grace)
 
     async def close(self) -> None:
-        """Drain (if not yet), then close clients and the database."""
-        await self.drain()
-        await self.inbox.close()
-        await self.model.close()
-        for channel in self.channels.values():
-            await channel.stop()
-        await self.http.close()
-        await self.db.close()
+        """Drain (if not yet), then close what open() opened, last opened first: the model client, the channels,
+        the HTTP session, the inbox writer, the database. Safe to call again, and after a failed open()."""
+        await self._opened.aclose()
 
     async def __aenter__(self) -> Services:
         return await self.open()

@@ -1,8 +1,8 @@
 """The container: a start-up that fails part-way closes whatever it had already opened.
 
 Each case breaks start-up with a real problem an operator can have (no stand-in for any project module) and
-then looks from outside for what would be left behind: a thread (the inbox writer's, aiosqlite's), a file
-descriptor on the database, an aiohttp session or SQLite connection collected unclosed.
+then looks for what would be left behind: a thread (the inbox writer's, aiosqlite's), a file descriptor on the
+database, an aiohttp session or SQLite connection collected unclosed, a model client or a channel not closed.
 """
 
 from __future__ import annotations
@@ -21,9 +21,34 @@ from typing import Any
 import pytest
 
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.channels.base import Capabilities, Channel, MediaUnavailable, Outgoing
 from chatgpt_wecom.daemon.services import Services
 from chatgpt_wecom.daemon.store.private import database_files
+from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 from tests.daemon_runner import FAST, wait_until
+
+
+class Connection(Channel):
+    """A connection channel of an embedder's own (defined here, in the test alone): it only remembers being stopped."""
+
+    name = namespace = "connection"
+    capabilities = Capabilities(
+        text_limit=64, formats=frozenset({"text"}), streams_in_place=False, sends_unprompted=True,
+        media_in=frozenset(), media_out=frozenset(),
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send(self, message: Outgoing) -> str | None:
+        raise AssertionError("nothing is sent during a failed start-up")
+
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
+        raise MediaUnavailable("no media")
 
 
 def descriptors_on(paths: list[Path]) -> list[str]:
@@ -72,6 +97,26 @@ async def no_new_threads(before: set[threading.Thread]) -> None:
         await wait_until(lambda: not left(), timeout=5.0, what="threads to end")
     except AssertionError:
         raise AssertionError(f"threads left running: {left()}") from None
+
+
+async def test_a_start_up_that_fails_half_way_closes_what_it_opened(settings: Settings) -> None:
+    # A history-link key cut short (a full disk, a bad copy): the signer is built after the database, the inbox
+    # writer, the HTTP session, the channels and the model client are open.
+    connection = Connection()
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "history-link.key").write_bytes(b"short")
+    threads = set(threading.enumerate())
+    with leak_watch() as reports:
+        services = Services(settings, FAST, extra_channels=[connection])
+        with pytest.raises(ValueError, match=r"history-link\.key is damaged"):
+            await services.open()
+        assert services.http.closed and connection.stopped and services.model.closed  # it had got that far
+        await no_new_threads(threads)  # the inbox writer's and aiosqlite's threads
+        assert descriptors_on(database_files(settings.database_path)) == []
+        del services
+    assert reports == []
+    with sqlite3.connect(settings.database_path) as conn:  # it had been opened and migrated, then closed
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
 async def test_a_database_that_cannot_be_opened_leaves_nothing_open(settings: Settings) -> None:
