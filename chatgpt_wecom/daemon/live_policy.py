@@ -12,7 +12,8 @@ from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.chat.policy import AccessLists
 from chatgpt_wecom.daemon.chat.words import WordFilter
 from chatgpt_wecom.daemon.events import EventBus
-from chatgpt_wecom.daemon.store.policy import SEED_KEYS, AuditEntry, PolicySnapshot, PolicyStore
+from chatgpt_wecom.daemon.store.audit import AuditEntry
+from chatgpt_wecom.daemon.store.policy import SEED_KEYS, PolicySnapshot, PolicyStore
 from chatgpt_wecom.protocol import ListName
 
 

@@ -3,12 +3,18 @@
 Shutdown order on SIGTERM/SIGINT: close the control socket → let answers in progress finish within the grace
 period (callbacks are still acked and stored meanwhile, and answered after the next start) → close the listener →
 close clients and the database → exit 0.
+
+A second SIGTERM/SIGINT once the shutdown has begun exits at once, with 128 + the signal's number (143, 130: what
+a shell reports for a process ended by that signal), so that it is not mistaken for a clean stop. Nothing
+accepted is lost by it: a message is committed before its ack and an answer before it is sent, so this is no
+worse than kill -9 — what was in progress is finished after the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +32,8 @@ from chatgpt_wecom.daemon.services import Services, Tuning
 from chatgpt_wecom.daemon.web.history_page import add_history_routes
 
 log = logging.getLogger(__name__)
+
+FORCED_EXIT = 128  # + the signal's number: the exit code of a shutdown cut short by a second signal
 
 
 def make_web_app(services: Services) -> web.Application:
@@ -58,6 +66,18 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def stop_or_exit(stop: asyncio.Event, sig: signal.Signals) -> None:
+    """The first SIGTERM/SIGINT starts the orderly shutdown; one that comes while it runs ends the process now."""
+    if not stop.is_set():
+        stop.set()
+        return
+    log.warning("%s during the shutdown: exiting now (code %d); answers in progress are finished after the next "
+                "start", sig.name, FORCED_EXIT + sig)  # fmt: skip
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(FORCED_EXIT + sig)
+
+
 async def serve(
     settings: Settings,
     tuning: Tuning | None = None,
@@ -66,14 +86,15 @@ async def serve(
     on_ready: Callable[[Services], None] | None = None,
     extra_channels: Sequence[Channel] = (),
 ) -> None:
-    """Run the daemon until SIGTERM/SIGINT (or until `stop` is set); SIGHUP reloads `config_path`.
+    """Run the daemon until SIGTERM/SIGINT (or until `stop` is set); SIGHUP reloads `config_path`. A SIGTERM/SIGINT
+    during the shutdown exits the process at once (`stop_or_exit`).
 
     `on_ready` is called once everything listens (in-process embedders and tests use it).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop_or_exit, stop, sig)
     services = await Services(settings, tuning, config_path, extra_channels).open()
     # No handler_cancellation: an operator's request runs to its end even if the client leaves half-way.
     control = web.AppRunner(make_control_app(services), access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -81,7 +102,7 @@ async def serve(
     socket_created = False
 
     def reload() -> None:
-        task = asyncio.create_task(services.reload(), name="reload")
+        task = asyncio.create_task(services.operator.reload(), name="reload")
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 

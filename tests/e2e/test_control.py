@@ -218,6 +218,35 @@ async def test_reload_through_the_api(tmp_path: Path, wecom: FakeWeCom, model: F
     assert bad.value.status == 409 and bad.value.code == "invalid_config"
 
 
+async def test_a_reload_reaches_every_reader_of_the_settings(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    """One live object: what a reload puts in force is what the responder (templates), the worker (parts, link
+    lifetime), the pause notice and status read next — none keeps a copy of its own."""
+    from tests.daemon_runner import write_config
+
+    settings = make_settings(tmp_path, wecom, model, service_url="https://bot.example.com")
+    config = write_config(settings, tmp_path / "config.yml")
+    model.set_reply("\n\n".join(f"第{n}段。" + "很长的回答。" * 100 for n in range(1, 6)))  # ~1.8 KB a paragraph
+    async with DaemonRunner(settings, config_path=config) as daemon, ControlClient(settings.socket_path) as client:
+        await client.pause(None)  # no notice of its own: the configured one, whichever is in force
+        update = {"pause_notice": "升级中，稍后回来", "max_answer_parts": 2, "history_link_hours": 2.0}
+        write_config(settings.model_copy(update=update), config)
+        (tmp_path / "prompts.yml").write_text("- title: 新模板\n  system: 你是新来的。\n", encoding="utf-8")
+        reloaded = await client.reload()
+        assert reloaded.changed == ["history_link_hours", "max_answer_parts", "pause_notice"]
+        status = await client.status()
+        assert status.paused and status.pause_notice == "升级中，稍后回来"
+        assert "#新模板" in [t.title for t in await client.templates()]
+        await daemon.say("u1", "在吗")
+        await client.resume()
+        await daemon.say("u2", "写很长")
+    assert wecom.texts_to("u1") == ["升级中，稍后回来"]
+    shown = "\n\n".join(wecom.texts_to("u2"))
+    assert "第1段" in shown and "第2段" not in shown  # one part of the answer, then the note
+    assert "回答太长" in shown and "2 小时内有效" in shown
+
+
 async def test_non_ascii_words_are_removed_whatever_their_case(daemon: DaemonRunner) -> None:
     """SQLite's NOCASE folds ASCII only; removal must still find the stored spelling."""
     async with ControlClient(daemon.settings.socket_path) as client:

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from chatgpt_wecom.config import Settings
-from tests.daemon_runner import AGENT_ID, DaemonProcess, make_settings, write_config
+from tests.daemon_runner import AGENT_ID, DaemonProcess, make_settings, wait_until, write_config
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner
@@ -186,6 +186,33 @@ async def test_messages_sent_during_the_drain_are_stored_and_answered_after_the_
         await wecom.wait_for_sent(1, user="u2")
         assert await daemon.terminate() == 0
     assert wecom.texts_to("u2") == ["echo: 停机时发来的消息"]
+
+
+async def test_a_second_sigterm_during_the_drain_exits_at_once(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    """An operator who will not wait out the grace period: SIGTERM starts the drain, a second one ends the process
+    at once, saying so in one line; the answer it cut short is given after the next start."""
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonProcess(settings, tmp_path) as daemon:
+        assert daemon.proc is not None
+        model.set_delay(60.0)  # beyond the 20 s grace: the drain cannot end by itself any time soon
+        await _ask(daemon.url, "u1", "停机时还在回答", 1)
+        await model.wait_for_requests(1)
+        daemon.proc.send_signal(signal.SIGTERM)
+        await wait_until(lambda: "shutting down" in daemon.log(), what="the drain to begin")
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(daemon.proc.wait(), 10)  # well before the grace period would end
+        log = daemon.log()
+        assert code == 128 + signal.SIGTERM, log
+        assert log.count("SIGTERM during the shutdown: exiting now") == 1
+        assert "chatgpt_wecom.daemon.main: stopped" not in log  # no orderly stop: it did not wait for one
+        assert wecom.texts_to("u1") == []
+        model.set_delay(0.0)
+        await daemon.start()
+        await wecom.wait_for_sent(1, user="u1")
+        assert await daemon.terminate() == 0
+    assert wecom.texts_to("u1") == ["echo: 停机时还在回答"]
 
 
 def test_an_unusable_data_dir_is_one_line_and_exit_2(tmp_path: Path, settings: Settings) -> None:

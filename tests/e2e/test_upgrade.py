@@ -26,11 +26,11 @@ async def test_a_release_0_1_0_database_keeps_everything(tmp_path: Path, wecom: 
     async with DaemonRunner(settings, tuning) as daemon:
         services = daemon.services
         assert services is not None
-        assert (await services.status()).paused  # the operator's pause survived the upgrade
+        assert (await services.operator.status()).paused  # the operator's pause survived the upgrade
         # The message accepted before the upgrade and never answered is answered now, once (paused: the notice).
         await wecom.wait_for_sent(1, user="lisi")
         assert wecom.texts_to("lisi") == [settings.pause_notice]
-        await services.resume("test")
+        await services.operator.resume("test")
 
         await daemon.say("zhangsan", "继续")  # 串聊: the two earlier exchanges come along as context
         asked = model.requests[-1].messages

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.answer.admin import AdminActions, actor
 from chatgpt_wecom.daemon.answer.conversation import Conversation
 from chatgpt_wecom.daemon.answer.gate import Gate
@@ -33,9 +32,9 @@ from chatgpt_wecom.daemon.chat.commands import (
 )
 from chatgpt_wecom.daemon.chat.policy import local_day
 from chatgpt_wecom.daemon.chat.session import current_session
-from chatgpt_wecom.daemon.chat.templates import Templates
 from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.live_policy import LivePolicy
+from chatgpt_wecom.daemon.live_settings import LiveSettings
 from chatgpt_wecom.daemon.media.files import RichMedia
 from chatgpt_wecom.daemon.model.client import ModelClient
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
@@ -45,7 +44,7 @@ from chatgpt_wecom.daemon.store.usage import UsageStore
 
 @dataclass(frozen=True, slots=True)
 class Collaborators:
-    """What answering reads and talks to, fixed for the daemon's life (settings and templates change on reload)."""
+    """What answering reads and talks to, fixed for the daemon's life (settings and templates: `LiveSettings`)."""
 
     conversations: ConversationStore
     usage: UsageStore
@@ -54,14 +53,14 @@ class Collaborators:
     rich: RichMedia
     bus: EventBus
     history_reply: Callable[[str], str | None]  # #查对话: the reply with a signed link; None without service_url
+    paused: Callable[[], str | None]  # the notice non-admins get while an operator has paused the bot, else None
     clock: Callable[[], float] = time.time
 
 
 class Responder:
-    def __init__(self, settings: Settings, templates: Templates, parts: Collaborators) -> None:
-        self.settings = settings  # replaced on reload
-        self.templates = templates  # replaced on reload
-        self.paused_notice: str | None = None  # set while an operator has paused the bot
+    def __init__(self, live: LiveSettings, parts: Collaborators) -> None:
+        self._live = live  # the settings and templates in force (a reload replaces them there)
+        self._paused = parts.paused
         self._conversations = parts.conversations
         self._usage = parts.usage
         self._policy = parts.policy
@@ -73,21 +72,21 @@ class Responder:
 
     def local_day(self, ts: float) -> str:
         """The local day ("YYYY-MM-DD") of unix time `ts`: the day a quota counts against."""
-        return local_day(ts, self.settings.zone).isoformat()
+        return local_day(ts, self._live.settings.zone).isoformat()
 
     async def respond(self, row: InboxRow, emit: Emit | None = None, part_limit: int = 2048) -> Outcome:
         """What to answer `row`. With `emit`, a streamed answer's finished parts (at most `part_limit` bytes, the
         channel's) are handed out on the way; the returned Outcome's text is then only what is left to send."""
-        s, user = self.settings, row.user_id
+        s, templates, user = self._live.settings, self._live.templates, row.user_id
         state = await self._conversations.user_state(row.key)
         session = current_session(
             state.mode, state.last_active_at, row.received_at, timeout=s.session_timeout, default=s.default_mode
         )
-        turn = Turn(row, session, None if session.expired else state.mode, s, self.templates, emit, part_limit)
+        turn = Turn(row, session, None if session.expired else state.mode, s, templates, emit, part_limit)
         if not self._policy.lists.may_chat(user, row.namespace):
             return turn.reply(s.deny_reply)
-        if self.paused_notice is not None and not self._policy.lists.is_admin(user, row.namespace):
-            return turn.reply(self.paused_notice)
+        if (notice := self._paused()) is not None and not self._policy.lists.is_admin(user, row.namespace):
+            return turn.reply(notice)
         if row.msg_type == "voice":
             return await self._media.voice(turn, self._text)
         if row.msg_type == "image":

@@ -24,6 +24,7 @@ from chatgpt_wecom import protocol as p
 from chatgpt_wecom.daemon.events import Event, TooManySubscribers
 from chatgpt_wecom.daemon.exchange_view import as_wire, history_markdown
 from chatgpt_wecom.daemon.keys import SERVICES
+from chatgpt_wecom.daemon.operator import Operator
 from chatgpt_wecom.daemon.services import Services
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,13 @@ def _svc(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
+def _op(request: web.Request) -> Operator:
+    return request.app[SERVICES].operator
+
+
 # --- reads ---------------------------------------------------------------------------------------------
 async def status(request: web.Request) -> web.Response:
-    return _json(await _svc(request).status())
+    return _json(await _op(request).status())
 
 
 def vars_of(obj: Any) -> dict[str, Any]:
@@ -125,12 +130,12 @@ async def history(request: web.Request) -> web.Response:
     user = request.match_info["user"]
     items = as_wire(await _svc(request).history.of_user(user))
     if request.query.get("format") == "md":
-        return web.json_response({"markdown": history_markdown(user, items, _svc(request).settings.zone)})
+        return web.json_response({"markdown": history_markdown(user, items, _svc(request).live.settings.zone)})
     return _json(items)
 
 
 async def quotas(request: web.Request) -> web.Response:
-    return _json(await _svc(request).quotas())
+    return _json(await _op(request).quotas())
 
 
 async def lists(request: web.Request) -> web.Response:
@@ -143,12 +148,13 @@ async def words(request: web.Request) -> web.Response:
 
 
 async def templates(request: web.Request) -> web.Response:
-    items = [p.Template(title=t.title, description=t.description, example=t.example) for t in _svc(request).templates]
+    loaded = _svc(request).live.templates
+    items = [p.Template(title=t.title, description=t.description, example=t.example) for t in loaded]
     return _json(items)
 
 
 async def audit(request: web.Request) -> web.Response:
-    entries = await _svc(request).policy.audit_log(_int(request, "limit", 100) or 100, _int(request, "before", None))
+    entries = await _svc(request).audit.entries(_int(request, "limit", 100) or 100, _int(request, "before", None))
     return _json([p.AuditEntry(**vars_of(e)) for e in entries])
 
 
@@ -177,29 +183,29 @@ async def remove_words(request: web.Request) -> web.Response:
 
 async def reset_quota(request: web.Request) -> web.Response:
     body = await _body(request, p.QuotaReset)
-    return _json(p.QuotaResetDone(cleared=await _svc(request).reset_quota(body.user, operator(request))))
+    return _json(p.QuotaResetDone(cleared=await _op(request).reset_quota(body.user, operator(request))))
 
 
 async def clear_context(request: web.Request) -> web.Response:
-    await _svc(request).clear_context(request.match_info["user"], operator(request))
+    await _op(request).clear_context(request.match_info["user"], operator(request))
     return web.json_response({"ok": True})
 
 
 async def pause(request: web.Request) -> web.Response:
     body = await _body(request, p.PauseRequest)
-    services = _svc(request)
-    await services.pause(body.notice, operator(request))
-    return _json(await services.status())
+    actions = _op(request)
+    await actions.pause(body.notice, operator(request))
+    return _json(await actions.status())
 
 
 async def resume(request: web.Request) -> web.Response:
-    services = _svc(request)
-    await services.resume(operator(request))
-    return _json(await services.status())
+    actions = _op(request)
+    await actions.resume(operator(request))
+    return _json(await actions.status())
 
 
 async def reload(request: web.Request) -> web.Response:
-    result = await _svc(request).reload()
+    result = await _op(request).reload()
     if result is None:
         return _error(409, "invalid_config", "the config file does not validate; see the daemon's log")
     changed, restart_needed = result
@@ -208,7 +214,7 @@ async def reload(request: web.Request) -> web.Response:
 
 async def playground(request: web.Request) -> web.Response:
     body = await _body(request, p.PlaygroundMessage)
-    inbox_id = await _svc(request).playground(body.user, body.text, operator(request))
+    inbox_id = await _op(request).playground(body.user, body.text, operator(request))
     return _json(p.PlaygroundAccepted(inbox_id=inbox_id))
 
 

@@ -258,6 +258,11 @@ class ModelClient:
         return self._endpoint
 
     @property
+    def closed(self) -> bool:
+        """Whether `close()` has closed the client's HTTP connections."""
+        return self._client.is_closed()
+
+    @property
     def images_available(self) -> bool:
         """Whether `generate_image` is configured (`image_model`; `azure_image_deployment` on Azure)."""
         return self._media.available("image")

@@ -27,6 +27,7 @@ from chatgpt_wecom.daemon.answer.turn import KEEP
 from chatgpt_wecom.daemon.channels.base import Channel
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.events import EventBus, preview
+from chatgpt_wecom.daemon.live_settings import LiveSettings
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.split import split_message
@@ -93,11 +94,9 @@ class Worker:
         deliverer: Deliverer,
         bus: EventBus,
         *,
-        reply_format: str,
+        live: LiveSettings,
         channels: Mapping[str, Channel],
-        max_parts: int,
         answer_link: Callable[[str], str | None],
-        link_hours: float,
     ) -> None:
         self._db = db
         self._inbox = inbox
@@ -106,9 +105,7 @@ class Worker:
         self._deliverer = deliverer
         self._bus = bus
         self._channels = channels
-        self.reply_format = reply_format  # these three are replaced on reload
-        self.max_parts = max_parts
-        self.link_hours = link_hours
+        self._live = live  # reply_format, max_answer_parts, history_link_hours: as in force when read
         self._answer_link = answer_link  # a signed link to a user's history, or None without service_url
 
     def _limit(self, row: InboxRow) -> int:
@@ -117,7 +114,8 @@ class Worker:
     def _format(self, row: InboxRow) -> str:
         """`reply_format` where the channel shows it, else the channel's first format (text before markdown)."""
         formats = self._channels[row.channel].capabilities.formats
-        return self.reply_format if self.reply_format in formats else sorted(formats, reverse=True)[0]
+        wanted = self._live.settings.reply_format
+        return wanted if wanted in formats else sorted(formats, reverse=True)[0]
 
     async def process(self, inbox_id: int) -> None:
         row = await self._inbox.get(inbox_id)
@@ -141,7 +139,8 @@ class Worker:
     async def _answer(self, row: InboxRow) -> None:
         emitted = 0
         courier: _Courier | None = None
-        budget = _PartBudget(self.max_parts)
+        max_parts = self._live.settings.max_answer_parts  # as in force when this answer began
+        budget = _PartBudget(max_parts)
 
         async def emit(part: str) -> None:
             nonlocal emitted, courier
@@ -158,9 +157,10 @@ class Worker:
             outcome = await self._responder.respond(row, emit, self._limit(row))
             parts = budget.take(split_message(outcome.text, self._limit(row)))
             if budget.cut:
-                parts.append(replies.answer_truncated(self._answer_link(row.user_id), self.link_hours))
+                hours = self._live.settings.history_link_hours  # the signed link's lifetime, read as it is made
+                parts.append(replies.answer_truncated(self._answer_link(row.user_id), hours))
                 log.info("pipeline: the answer to message %d of %s was cut at %d parts", row.id, row.user_id,
-                         self.max_parts)  # fmt: skip
+                         max_parts)  # fmt: skip
             async with self._db.tx() as conn:
                 if outcome.clear_context:
                     await ConversationStore.clear_context(conn, row.user_id, row.key)

@@ -37,13 +37,17 @@ class Database:
         # Created 0600 in a 0700 folder before SQLite opens it: its -wal and -shm then get the same mode.
         report(secure_database(path))
         conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        # WAL: readers never block the writer. synchronous=FULL: a committed inbox row survives a power
-        # cut, not only a crash — the callback is acked only after the commit.
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
-            await conn.execute(f"PRAGMA {pragma}")
         db = cls(conn, path)
-        await db._migrate()
+        try:
+            conn.row_factory = aiosqlite.Row
+            # WAL: readers never block the writer. synchronous=FULL: a committed inbox row survives a power
+            # cut, not only a crash — the callback is acked only after the commit.
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
+                await conn.execute(f"PRAGMA {pragma}")
+            await db._migrate()
+        except BaseException:  # not a database, a failed migration: leave no connection (and its thread) behind
+            await db.close()
+            raise
         return db
 
     async def close(self) -> None:

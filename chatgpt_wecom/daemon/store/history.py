@@ -1,13 +1,9 @@
 """Read-side queries over stored exchanges for the control API: recent conversations, a user's history,
-today's counts, per-user usage — plus the small daemon state (paused) kept across restarts."""
+today's counts, per-user usage."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
-
-import aiosqlite
 
 from chatgpt_wecom.daemon.store.db import Database, Row
 
@@ -92,16 +88,3 @@ class HistoryStore:
             (since_month, since_month, since_month, day, day),
         )
         return [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
-
-    async def get_state(self, key: str, default: Any = None) -> Any:
-        row = await self._db.fetchone("SELECT value FROM daemon_state WHERE key = ?", (key,))
-        return json.loads(row["value"]) if row else default
-
-    @staticmethod
-    async def set_state(conn: aiosqlite.Connection, key: str, value: Any) -> None:
-        """Store `value` (JSON) under `key`, inside the caller's transaction."""
-        await conn.execute(
-            "INSERT INTO daemon_state (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, json.dumps(value, ensure_ascii=False)),
-        )

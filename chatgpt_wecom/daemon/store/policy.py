@@ -9,14 +9,13 @@ ignored, and a live edit is never silently undone.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import aiosqlite
 
 from chatgpt_wecom.daemon.chat.policy import LIST_NAMES, AccessLists
+from chatgpt_wecom.daemon.store.audit import AuditEntry, AuditLog, audit
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.protocol import ListName
 
@@ -34,17 +33,6 @@ SEED_KEYS: dict[str, ListName | None] = {
 class PolicySnapshot:
     lists: AccessLists
     words: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    at: float
-    actor: str
-    action: str
-    target: str
-    before: Any
-    after: Any
 
 
 def _clean(values: Iterable[str]) -> list[str]:
@@ -152,15 +140,9 @@ class PolicyStore:
         return applied
 
     async def audit_log(self, limit: int = 100, before_id: int | None = None) -> list[AuditEntry]:
-        rows = await self._db.fetchall(
-            "SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?", (before_id or 2**62, limit)
-        )
-        return [
-            AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"],
-                       json.loads(r["before"]) if r["before"] else None,
-                       json.loads(r["after"]) if r["after"] else None)
-            for r in rows
-        ]  # fmt: skip
+        """The audit log (all of it, not only policy changes): kept for `LivePolicy.audit_log` until that goes —
+        the control API reads `AuditLog` itself."""
+        return await AuditLog(self._db).entries(limit, before_id)
 
 
 async def _members(conn: aiosqlite.Connection, name: ListName) -> list[str]:
@@ -171,12 +153,3 @@ async def _members(conn: aiosqlite.Connection, name: ListName) -> list[str]:
 async def _words(conn: aiosqlite.Connection) -> list[str]:
     cur = await conn.execute("SELECT word FROM sensitive_words ORDER BY word COLLATE NOCASE")
     return [r[0] for r in await cur.fetchall()]
-
-
-async def audit(conn: aiosqlite.Connection, actor: str, action: str, target: str, before: Any, after: Any) -> None:
-    """Record a change inside the caller's transaction."""
-    await conn.execute(
-        "INSERT INTO audit (at, actor, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
-        (time.time(), actor, action, target, json.dumps(before, ensure_ascii=False),
-         json.dumps(after, ensure_ascii=False)),
-    )  # fmt: skip

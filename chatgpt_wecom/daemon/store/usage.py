@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from chatgpt_wecom.daemon.store.audit import audit
 from chatgpt_wecom.daemon.store.db import Database
-from chatgpt_wecom.daemon.store.policy import audit
 
 
 @dataclass(frozen=True, slots=True)

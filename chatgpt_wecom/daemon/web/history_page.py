@@ -122,7 +122,7 @@ def _download(body: str, content_type: str, filename: str) -> web.Response:
 async def page(request: web.Request, claims: LinkClaims) -> web.Response:
     """GET /history/{token}: the conversation as a readable page."""
     items = await _exchanges(request, claims.user)
-    zone = request.app[SERVICES].settings.zone
+    zone = request.app[SERVICES].live.settings.zone
     log.info("history: page of %s (%d exchanges) opened from %s", claims.user, len(items), request.remote or "?")
     text = render_page(claims.user, items, claims, request.match_info["token"], zone)
     return web.Response(text=text, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
@@ -133,7 +133,7 @@ async def markdown(request: web.Request, claims: LinkClaims) -> web.Response:
     """GET /history/{token}/history.md: the conversation as Markdown, the control API's format."""
     items = await _exchanges(request, claims.user)
     return _download(
-        history_markdown(claims.user, items, request.app[SERVICES].settings.zone), "text/markdown", MD_NAME
+        history_markdown(claims.user, items, request.app[SERVICES].live.settings.zone), "text/markdown", MD_NAME
     )
 
 

@@ -25,6 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatgpt_wecom.daemon.chat import replies
+from chatgpt_wecom.daemon.live_settings import LiveSettings
+
 KEY_FILE = "history-link.key"
 KEY_BYTES = 32
 DEFAULT_TTL = 24 * 3600.0
@@ -105,6 +108,27 @@ class LinkSigner:
 def history_url(service_url: str, token: str) -> str:
     """The page's address under the daemon's public base URL (`service_url`)."""
     return f"{service_url.rstrip('/')}/history/{token}"
+
+
+class HistoryLinks:
+    """A user's history link, and the `#查对话` reply carrying it, with the `service_url` and
+    `history_link_hours` in force (a reload may change either)."""
+
+    def __init__(self, signer: LinkSigner, live: LiveSettings) -> None:
+        self._signer = signer
+        self._live = live
+
+    def link(self, user: str) -> str | None:
+        """A signed, expiring link to `user`'s history page; None without service_url."""
+        s = self._live.settings
+        if not s.service_url:
+            return None
+        return history_url(s.service_url, self._signer.token(user, ttl=s.history_link_hours * 3600))
+
+    def reply(self, user: str) -> str | None:
+        """The #查对话 reply: a signed, expiring link to `user`'s history page; None without service_url."""
+        url = self.link(user)
+        return None if url is None else replies.history_link(user, url, self._live.settings.history_link_hours)
 
 
 def load_or_create_key(path: Path) -> bytes:

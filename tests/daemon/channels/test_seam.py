@@ -75,7 +75,7 @@ async def test_a_channel_of_its_own_carries_a_message_end_to_end(
                                                       content="讲一讲", chat="room-7"))  # fmt: skip
         assert again is None  # the transport's retry of one message is stored once
         await daemon.idle()
-        status = await services.status()
+        status = await services.operator.status()
 
     assert all(len(m.content.encode()) <= 64 for m in memory.sent)
     assert "".join(m.content for m in memory.sent).replace("\n", "") == answer.replace("\n", "")
