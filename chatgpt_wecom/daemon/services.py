@@ -159,11 +159,11 @@ class Services:
             log.info("pipeline: resuming %d unfinished message(s)", len(rows))
         return len(rows)
 
-    async def _fetch_media(self, ref: str) -> tuple[bytes, str]:
-        """Media a user sent, from the WeCom app (the one channel with media today)."""
-        if "wecom" not in self.channels:
-            raise MediaUnavailable("no channel to fetch media from")
-        return await self.channels["wecom"].fetch_media(ref)
+    async def _fetch_media(self, channel: str, ref: str) -> tuple[bytes, str]:
+        """Media a user sent, from the channel their message came by."""
+        if channel not in self.channels:
+            raise MediaUnavailable(f"channel {channel!r} is not configured any more")
+        return await self.channels[channel].fetch_media(ref)
 
     async def drain(self) -> None:
         """Start no new message; let those in progress finish within the grace period (the rest resume later)."""

@@ -52,7 +52,7 @@ class MediaTurns:
             if not self._model.speech_available:
                 return turn.reply(replies.voice_unavailable())
             try:
-                heard = await self._rich.hear(str(payload.get("media_id", "")))
+                heard = await self._rich.hear(turn.row.channel, str(payload.get("media_id", "")))
             except (MediaError, ModelError) as exc:  # MediaError: not fetched (MediaUnavailable) too
                 log.warning("voice: message %d of %s not understood: %s", turn.row.id, turn.row.user_id, exc)
                 return turn.reply(replies.voice_failed())
@@ -77,7 +77,7 @@ class MediaTurns:
             return turn.reply(replies.vision_unavailable())
         row = turn.row
         try:
-            path = await self._rich.fetch_picture(str(row.payload.get("media_id", "")), row.id)
+            path = await self._rich.fetch_picture(row.channel, str(row.payload.get("media_id", "")), row.id)
         except MediaError as exc:  # not fetched (MediaUnavailable) or not an image
             log.warning("picture: message %d of %s not fetched: %s", row.id, row.user_id, exc)
             return turn.reply(replies.picture_failed())

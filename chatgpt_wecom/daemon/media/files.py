@@ -21,7 +21,7 @@ async def _write(path: Path, data: bytes) -> None:
     await asyncio.to_thread(write_private, path, data)
 
 
-Fetch = Callable[[str], Awaitable[tuple[bytes, str]]]  # media a user sent, by its reference: (bytes, MIME type)
+Fetch = Callable[[str, str], Awaitable[tuple[bytes, str]]]  # (channel, reference) → media a user sent, its MIME type
 
 
 class RichMedia:
@@ -37,15 +37,15 @@ class RichMedia:
         await _write(path, image.data)
         return path, image
 
-    async def hear(self, media_id: str) -> str:
+    async def hear(self, channel: str, media_id: str) -> str:
         """The words of a voice message; raises MediaError (MediaUnavailable: not fetched) or ModelError."""
-        data, _ = await self._fetch(media_id)
+        data, _ = await self._fetch(channel, media_id)
         audio = await voice_for_transcription_async(data)
         return (await self._model.transcribe(audio.data, audio.filename, audio.content_type)).strip()
 
-    async def fetch_picture(self, media_id: str, inbox_id: int) -> Path:
+    async def fetch_picture(self, channel: str, media_id: str, inbox_id: int) -> Path:
         """Download a picture a user sent and keep it; raises MediaError (MediaUnavailable: not fetched)."""
-        data, _ = await self._fetch(media_id)
+        data, _ = await self._fetch(channel, media_id)
         kind = image_kind(data)
         if kind is None:
             raise MediaError("the picture is not a JPEG, PNG, GIF or WebP image")
