@@ -5,7 +5,9 @@ Every channel, the playground and the resume after a restart come through here:
   collide and a transport's retry of one message is stored once (also across restarts).
 - `await intake(channel, message)` returns only once the row is committed: a channel acks its transport after it
   returns — persist before ack. It returns the new row's id, or None for a duplicate (ack it, do nothing else).
-- Conversations keep their order: a lane per person per chat (the dispatcher runs lanes in parallel).
+- A lane per person (the dispatcher runs lanes in parallel): every conversation keeps its order, and one person's
+  messages on several chats or channels are answered one at a time — a quota check and its count never interleave
+  with the same person's other question.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 from chatgpt_wecom.daemon.store.inbox import InboxRow, InboxStore, NewMessage
 
 
-def lane(namespace: str, user_id: str, chat: str) -> str:
-    """The dispatcher lane of one person's conversation in one chat (a private chat is the user's id)."""
-    return f"{namespace}:{user_id}" if chat in ("", user_id) else f"{namespace}:{user_id}@{chat}"
+def lane(namespace: str, user_id: str) -> str:
+    """The dispatcher lane of one person, whatever the chat or channel."""
+    return f"{namespace}:{user_id}"
 
 
 class Intake:
@@ -50,13 +52,13 @@ class Intake:
             "message.received", user=message.user_id, inbox_id=inbox_id, msg_type=message.msg_type,
             text=preview(message.content), channel=channel.name, chat=chat, source=message.payload.get("source"),
         )  # fmt: skip
-        self._dispatcher.submit(lane(channel.namespace, message.user_id, chat), inbox_id)
+        self._dispatcher.submit(lane(channel.namespace, message.user_id), inbox_id)
         return inbox_id
 
     def resume(self, rows: Iterable[InboxRow]) -> int:
         """Queue messages accepted before a stop and not finished, oldest first; how many."""
         count = 0
         for row in rows:
-            self._dispatcher.submit(lane(row.namespace, row.user_id, row.chat), row.id)
+            self._dispatcher.submit(lane(row.namespace, row.user_id), row.id)
             count += 1
         return count

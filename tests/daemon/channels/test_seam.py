@@ -117,6 +117,7 @@ async def ask(services: Services, channel: Channel, user: str, text: str, chat: 
 
 async def test_one_person_has_one_quota_wherever_they_ask(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
     bot = CorpBot()
+    model.set_delay(0.3)  # the second and third questions are in flight together: their quota checks must not race
     settings = make_settings(tmp_path, wecom, model, max_request=2)
     async with DaemonRunner(settings, extra_channels=[bot]) as daemon:
         assert daemon.services is not None
