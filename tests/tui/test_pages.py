@@ -8,14 +8,17 @@ import pytest
 from textual.widgets import Input, Label, OptionList, Static
 
 from chatgpt_wecom.client import ControlClient
+from chatgpt_wecom.tui.formats import Formats
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
 from chatgpt_wecom.tui.screens.history import HistoryScreen
 from chatgpt_wecom.tui.screens.playground import PlaygroundScreen, Turn
 from chatgpt_wecom.tui.screens.status import StatusScreen
-from tests.daemon_runner import DaemonRunner
+from tests.daemon_runner import AGENT_ID, DaemonRunner, make_settings
+from tests.fakes.channel import MemoryChannel
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 from tests.tui.conftest import SIZE, connected, screen_text, tui, wait_for, wait_for_done
+from tests.wecom_callbacks import TEST_CORP_ID
 
 
 async def test_history_shows_a_conversation_and_exports_it(
@@ -130,6 +133,28 @@ async def test_status_shows_model_and_which_secrets_are_set(daemon: DaemonRunner
             assert f"{'✓' if is_set else '✗'} {name}" in text
         for secret in (settings.api_key, settings.agent_secret, settings.receive_msg_key, settings.receive_msg_token):
             assert secret.get_secret_value() not in text
+
+
+async def test_status_lists_each_channel_up_or_down_with_its_facts(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    memory = MemoryChannel(up=False)
+    memory.state.reconnects, memory.state.last_error = 2, "the line is busy"
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[memory]):
+        app = tui(settings.socket_path, screen="status", formats=Formats(fixed_time="12:00:00"))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await wait_for(pilot, lambda: "channels" in screen_text(app), "the channels section")
+            lines = screen_text(app).splitlines()
+    [wecom_line] = [line for line in lines if line.split()[:2] == ["wecom", "✓"]]
+    assert wecom_line.split() == ["wecom", "✓", "up", "since", "12:00:00", "·", "0", "reconnects"]
+    facts = lines[lines.index(wecom_line) + 1].split()
+    assert facts == ["api_base", wecom.base_url, "·", "corp_id", TEST_CORP_ID, "·", "agent_id", str(AGENT_ID)]
+    [memory_line] = [line for line in lines if line.split()[:1] == ["memory"]]
+    assert memory_line.split("memory", 1)[1].strip() == "✗ DOWN · 2 reconnects · last error: the line is busy"
+    assert lines[lines.index(memory_line) + 1].strip() == "kind in memory"
+    assert any(line.split()[:3] == ["access", "token", "✗"] for line in lines)  # the WeCom token section stays
 
 
 async def test_palette_pauses_and_resumes_the_bot(daemon: DaemonRunner) -> None:
