@@ -2,8 +2,8 @@
 configured channel's own facts — short tags an eye can scan down a column, not walls of ids.
 
 - A private chat's `chat` is the user's own id (or empty): saying it again adds nothing, so it is left out. A
-  group is named by its id (the daemon knows no group names); where space is short the id is cut with an
-  ellipsis, and it is shown whole where there is room (the Live page's detail, the History page, `ctl`).
+  group is named by its id (the daemon knows no group names): a narrow column cuts it with an ellipsis, and it
+  is shown whole where there is room (the Live page's detail, the History page, `ctl`).
 - A person is `(namespace, user_id)`. The WeCom namespace — shared by the WeCom app and the AI bot, and where
   every exchange from before channels lives — is the usual one and goes unsaid; any other is named.
 
@@ -20,7 +20,6 @@ from chatgpt_wecom import protocol as p
 from chatgpt_wecom.visible import visible
 
 HOME_NAMESPACE = "wecom"  # protocol.Exchange's default namespace
-CHAT_WIDTH = 12  # characters of a group's id in a narrow column
 
 
 def group_of(chat: str, user: str) -> str | None:
@@ -28,18 +27,10 @@ def group_of(chat: str, user: str) -> str | None:
     return None if chat in ("", user) else chat
 
 
-def cut(text: str, width: int) -> str:
-    """`text` (made visible) in at most `width` characters, an ellipsis marking a cut."""
-    shown = visible(text)
-    return shown if len(shown) <= width else shown[: max(0, width - 1)] + "…"
-
-
-def message_from(channel: str, chat: str, user: str, *, width: int | None = CHAT_WIDTH) -> str:
-    """Where a message came from: `wecom`, or `dingtalk · 技术群` in a group (its id cut to `width`, None: whole)."""
+def message_from(channel: str, chat: str, user: str) -> str:
+    """Where a message came from: `wecom`, or `dingtalk · 技术群` in a group (a narrow column cuts it)."""
     group = group_of(chat, user)
-    if group is None:
-        return visible(channel)
-    return f"{visible(channel)} · {visible(group) if width is None else cut(group, width)}"
+    return visible(channel) if group is None else f"{visible(channel)} · {visible(group)}"
 
 
 def exchange_where(namespace: str, chat: str, user: str) -> str:
