@@ -55,7 +55,8 @@ class HistoryScreen(OperatorScreen):
                     yield Label("user ", classes="field-label")
                     yield Input(placeholder="any user id, Enter to open (/)", id="history-user")
                 yield Static("Pick a user on the left (Enter) or type a user id.", id="history-title", markup=False)
-                yield RichLog(id="history-log", wrap=True, markup=False, auto_scroll=False)
+                # min_width: wrap at the width shown (RichLog wraps at 78 or more by default: cut at 80 columns)
+                yield RichLog(id="history-log", wrap=True, markup=False, auto_scroll=False, min_width=20)
                 yield Static("", id="history-status", classes="hint", markup=False)
 
     async def load(self) -> None:
