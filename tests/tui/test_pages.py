@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,35 @@ async def test_history_shows_a_conversation_and_exports_it(
         app.screen.query_one(Input).value = str(tmp_path / "out" / "bob.md")
         await pilot.press("enter")
         await wait_for(pilot, (tmp_path / "out" / "bob.md").exists, "bob's export in a new folder")
+
+
+async def test_history_tags_a_group_and_another_namespace_not_a_private_wecom_chat(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    memory = MemoryChannel()
+    group = "cid6KeBBLoveMJOGXoYKF5x7EeiodoA=="  # a DingTalk-like conversation id
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[memory]) as daemon:
+        await daemon.say("alice", "asked in WeCom")
+        await memory.receive("alice", "asked in the group", chat=group)
+        await memory.receive("alice", "asked in private")
+        await daemon.idle()
+        app = tui(settings.socket_path, screen="history", formats=Formats(fixed_time="12:00:00"))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("slash", *"alice", "enter")
+            await wait_for(pilot, lambda: "alice: 3 exchanges" in screen_text(app), "alice's history")
+            lines = screen_text(app).splitlines()
+            heads = [line.split("──", 1)[1].strip(" │") for line in lines if "── 12:00:00" in line]
+            assert [re.sub(r" · \d+\+\d+( tokens)?$", "", head) for head in heads] == [  # "tokens" may wrap
+                "12:00:00 · 单聊",
+                f"12:00:00 · 单聊 · memory · in {group}",
+                "12:00:00 · 单聊 · memory",
+            ]
+            # At 80 columns the heading wraps inside the log, the group's id whole, not cut at the border.
+            await pilot.resize_terminal(80, 24)
+            await pilot.press("escape", "ctrl+r")
+            await wait_for(pilot, lambda: group in screen_text(app), "the group's id at 80 columns")
 
 
 async def test_playground_round_trip(daemon: DaemonRunner, model: FakeModel, wecom: FakeWeCom) -> None:
