@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import DataTable, Input, Label, OptionList, Select, Static
 
 from chatgpt_wecom.client import ControlClient
 from chatgpt_wecom.tui.formats import Formats
@@ -127,6 +127,8 @@ async def test_playground_round_trip(daemon: DaemonRunner, model: FakeModel, wec
         assert isinstance(page, PlaygroundScreen)
         assert "the answer is also SENT" in screen_text(app)
         assert app.focused is page.query_one("#play-text", Input)
+        await wait_for(pilot, lambda: "on wecom  message" in screen_text(app), "the one channel named")
+        assert not page.query("#play-channel")  # nothing to pick from
         await pilot.press(*"hello bot", "enter")
         await wait_for(pilot, lambda: any(t.answer for t in page.query(Turn)), "the answer")
         [turn] = page.query(Turn)
@@ -140,10 +142,44 @@ async def test_playground_round_trip(daemon: DaemonRunner, model: FakeModel, wec
         await pilot.press(*"hi as carol", "enter")
         await wecom.wait_for_sent(1, user="carol")
         assert wecom.texts_to("carol") == ["echo: hi as carol"]
-        await wait_for(pilot, lambda: "carol ▶ hi as carol" in screen_text(app), "carol's turn")
+        await wait_for(pilot, lambda: "carol · wecom ▶ hi as carol" in screen_text(app), "carol's turn")
         # Escape leaves the input, so the number keys switch pages again.
         await pilot.press("escape", "1")
         assert app.current_mode == "live"
+
+
+async def test_playground_acts_as_a_user_of_the_channel_picked(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    memory = MemoryChannel()
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[memory]):
+        app = tui(settings.socket_path, screen="playground")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await connected(pilot)
+            page = app.screen
+            assert isinstance(page, PlaygroundScreen)
+            await wait_for(pilot, lambda: page.query("#play-channel"), "the channel picker")
+            picker = page.query_one("#play-channel", Select)
+            await wait_for(pilot, lambda: picker.value == "wecom", "the first channel, by default")
+            assert page.channels == ["wecom", "memory"] and "on wecom" in screen_text(app)
+            await pilot.press(*"hi there", "enter")
+            await wecom.wait_for_sent(1, user="playground")
+            await pilot.press("escape", "c")  # to the picker: open it, one down, take it
+            assert app.focused is picker
+            await pilot.press("enter", "down", "enter")
+            await wait_for(pilot, lambda: picker.value == "memory", "memory picked")
+            assert "on memory" in screen_text(app)
+            await pilot.press("i", *"hi memory", "enter")
+            await wait_for(pilot, lambda: memory.texts_to("playground") == ["echo: hi memory"], "memory's answer")
+            await wait_for(pilot, lambda: "playground · memory ▶ hi memory" in screen_text(app), "the turn")
+            assert "playground · wecom ▶ hi there" in screen_text(app)
+            assert wecom.texts_to("playground") == ["echo: hi there"]  # memory's message did not go to WeCom
+            await pilot.press("escape", "1")  # the Live page names the channel of each
+            await wait_for(pilot, lambda: app.current_mode == "live", "the Live page")
+            table = app.screen.query_one(DataTable)
+            await wait_for(pilot, lambda: table.row_count == 2, "both messages")
+            assert [str(table.get_row_at(i)[2]) for i in range(2)] == ["wecom", "memory"]
 
 
 async def test_status_shows_model_and_which_secrets_are_set(daemon: DaemonRunner) -> None:
