@@ -192,9 +192,11 @@ class ControlClient:
     async def reload(self) -> p.Reloaded:
         return await self._post(p.Reloaded, "/reload")
 
-    async def playground(self, user: str, text: str) -> p.PlaygroundAccepted:
-        """Send `text` as `user` through the real pipeline; the answer shows in the event stream."""
-        return await self._post(p.PlaygroundAccepted, "/playground", p.PlaygroundMessage(user=user, text=text))
+    async def playground(self, user: str, text: str, channel: str | None = None) -> p.PlaygroundAccepted:
+        """Send `text` as `user` of `channel` (None: the first configured) through the real pipeline; the answer
+        shows in the event stream and goes to that user there. An unknown channel: ControlError `unknown_channel`."""
+        message = p.PlaygroundMessage(user=user, text=text, channel=channel)
+        return await self._post(p.PlaygroundAccepted, "/playground", message)
 
     # --- the live stream ---------------------------------------------------------------------------
     async def events(self, on_open: Callable[[], None] | None = None) -> AsyncIterator[p.Event]:

@@ -21,6 +21,7 @@ import typer
 from pydantic import BaseModel, TypeAdapter
 
 from chatgpt_wecom import protocol as p
+from chatgpt_wecom.channel_text import channel_facts, exchange_where
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.config import ConfigError, resolve_socket
 from chatgpt_wecom.visible import visible, visible_json
@@ -171,15 +172,35 @@ def _status_lines(s: p.Status) -> list[str]:
         ("data dir", s.data_dir),
         ("socket", s.control_socket),
     ]
-    lines = _table(rows)
+    lines = _table(rows) + _channel_lines(s.channels)
     if s.last_errors:
         lines += ["", "recent errors:"] + [f"  {_event_line(e)}" for e in s.last_errors]
     return lines
 
 
+def _channel_lines(channels: list[p.ChannelStatus]) -> list[str]:
+    """Each configured channel: its state on one line, its own facts under it."""
+    if not channels:
+        return []
+    width = max(len(c.name) for c in channels)
+    lines = ["", "channels:"]
+    for c in channels:
+        if c.up:
+            state = f"up since {_time(c.since)}" if c.since is not None else "up"
+        else:
+            state = "DOWN" + (f" (last up {_time(c.since)})" if c.since is not None else "")
+        state += f" · {c.reconnects} reconnects"
+        if c.last_error:
+            state += f" · last error: {c.last_error}"
+        lines.append(f"  {c.name:<{width}}  {state}")
+        if facts := channel_facts(c):
+            lines.append(f"  {'':<{width}}  {facts}")
+    return lines
+
+
 @ctl_app.command()
 def status(ctx: typer.Context) -> None:
-    """Show the daemon's state: model, WeCom token, queue, today's numbers, which secrets are set."""
+    """Show the daemon's state: model, each channel, WeCom token, queue, today's numbers, which secrets are set."""
     result = _call(ctx, lambda c: c.status())
     _print(ctx, result, lambda: _status_lines(result))
 
@@ -291,8 +312,9 @@ def quota_reset(
 def _exchange_lines(x: p.Exchange) -> list[str]:
     tokens = f"{x.prompt_tokens}+{x.completion_tokens} tokens"
     answer = f"A: {_oneline(x.answer)}" if x.answer is not None else f"!  {_oneline(x.error)}"
+    where = exchange_where(x.namespace, x.chat, x.user_id)
     return [
-        f"#{x.id}  {_time(x.asked_at)}  {x.user_id}  {x.mode}  {tokens}",
+        f"#{x.id}  {_time(x.asked_at)}  {x.user_id}  {f'{where}  ' if where else ''}{x.mode}  {tokens}",
         f"  Q: {_oneline(x.question)}",
         f"  {answer}",
     ]
@@ -304,7 +326,7 @@ def conversations(
     user: Annotated[str | None, typer.Option(help="Only this user's exchanges.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many exchanges to show.")] = 20,
 ) -> None:
-    """Recent questions and answers, newest first, with time and tokens (prompt+completion)."""
+    """Recent questions and answers, newest first, with time, where (a group, another namespace) and tokens."""
     page = _call(ctx, lambda c: c.conversations(user=user, limit=limit))
     _print(ctx, page, lambda: [line for x in page.items for line in _exchange_lines(x)] or ["no conversations"])
 

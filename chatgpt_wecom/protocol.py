@@ -20,7 +20,7 @@ LIST_NAMES: tuple[ListName, ...] = ("allow", "deny", "vip", "admin")
 
 class ErrorBody(BaseModel):
     error: str
-    code: str  # bad_request, not_found, unknown_list, invalid_config, internal …
+    code: str  # bad_request, not_found, unknown_list, unknown_channel, invalid_config, internal …
 
 
 class TokenState(BaseModel):
@@ -168,8 +168,12 @@ class PauseRequest(BaseModel):
 
 
 class PlaygroundMessage(BaseModel):
+    """A message put into the pipeline as `user` of `channel` (None: the first configured, as `Status.channels`
+    lists them). A channel that is not configured is refused: 400 `unknown_channel`."""
+
     user: str = Field(min_length=1, max_length=64)
     text: str = Field(min_length=1)
+    channel: str | None = None
 
 
 class PlaygroundAccepted(BaseModel):

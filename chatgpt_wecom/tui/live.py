@@ -24,6 +24,8 @@ class LiveRow:
     inbox_id: int
     user: str
     at: float
+    channel: str = ""  # the channel it came in on ("" until message.received is seen)
+    chat: str = ""  # the user's own id for a private chat, else a group's id
     question: str = ""
     msg_type: str = "text"
     source: str | None = None
@@ -105,6 +107,8 @@ def _apply(row: LiveRow, kind: str, data: dict[str, Any]) -> None:
         row.question = str(data.get("text", ""))
         row.msg_type = str(data.get("msg_type", "text"))
         row.source = data.get("source")
+        row.channel = str(data.get("channel", ""))
+        row.chat = str(data.get("chat", ""))
     elif kind == "answer.started":
         row.mode = str(data.get("mode", ""))
         row.state = "answering"

@@ -27,10 +27,11 @@ from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient
 from chatgpt_wecom.config import Settings, load_settings
 from chatgpt_wecom.daemon.main import serve
-from tests.daemon_runner import FAST, Chat, DaemonRunner, make_settings, short_socket_path, write_config
+from tests.daemon_runner import AGENT_ID, FAST, Chat, DaemonRunner, make_settings, short_socket_path, write_config
+from tests.fakes.channel import MemoryChannel
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
-from tests.wecom_callbacks import TEST_AES_KEY, TEST_TOKEN
+from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN
 
 TIMEOUT = 30.0
 ENV = {k: v for k, v in os.environ.items() if k not in ("CHATGPT_WECOM_SOCKET", "CHATGPT_WECOM_CONFIG")}
@@ -131,6 +132,39 @@ async def test_status_human_and_json_never_show_secret_values(
         assert secret not in human.out + human.err + as_json.out + as_json.err
 
 
+class CorpBot(MemoryChannel):
+    """A second transport of the corp's directory (as the WeCom AI bot is): its own name, the namespace wecom."""
+
+    name = "corpbot"
+    namespace = "wecom"
+
+
+async def test_status_lists_each_channel_with_its_state_and_facts(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    bot = CorpBot(up=False)
+    bot.state.reconnects, bot.state.last_error = 3, "the line is busy"
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[bot]):
+        human, as_json = await asyncio.gather(
+            ok(settings.socket_path, "status"), ok(settings.socket_path, "--json", "status")
+        )
+    lines = human.lines
+    start = lines.index("channels:")
+    assert re.fullmatch(r"  wecom    up since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d · 0 reconnects", lines[start + 1])
+    assert lines[start + 2] == f"           api_base {wecom.base_url} · corp_id {TEST_CORP_ID} · agent_id {AGENT_ID}"
+    assert lines[start + 3 : start + 5] == [
+        "  corpbot  DOWN · 3 reconnects · last error: the line is busy",
+        "           namespace wecom · kind in memory",
+    ]
+    assert re.search(r"^token\s+", human.out, re.M)  # the WeCom app's token section is still there
+    status = p.Status.model_validate_json(as_json.out)
+    assert [(c.name, c.namespace, c.up, c.reconnects) for c in status.channels] == [
+        ("wecom", "wecom", True, 0),
+        ("corpbot", "wecom", False, 3),
+    ]
+
+
 # --- users and words -----------------------------------------------------------------------------------
 async def test_deny_list_add_list_remove_changes_who_is_answered(sock: Path, chat: Chat, daemon: DaemonRunner) -> None:
     assert (await ok(sock, "users", "deny", "add", "bob", "carol")).lines == ["added to deny: bob, carol"]
@@ -221,6 +255,30 @@ async def test_conversations_and_history_after_real_exchanges(sock: Path, chat: 
         items = EXCHANGES.validate_json(result.out)
         assert [x.question for x in items] == ["第一个问题", "second\nquestion"]
         assert items[0].answer == "echo: 第一个问题"
+
+
+async def test_conversations_tag_a_group_and_another_namespace_not_a_private_wecom_chat(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    memory = MemoryChannel()
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[memory]) as daemon:
+        await daemon.say("alice", "in WeCom")
+        await memory.receive("alice", "in the group", chat="room-7")
+        await memory.receive("alice", "in private")
+        await daemon.idle()
+        human, as_json = await asyncio.gather(
+            ok(settings.socket_path, "conversations"), ok(settings.socket_path, "--json", "conversations")
+        )
+    heads = [line.split("  ", 2)[2] for line in human.lines if line.startswith("#")]
+    assert [re.sub(r"  \d+\+\d+ tokens$", "", head) for head in heads] == [
+        "alice  memory  单聊",
+        "alice  memory · in room-7  单聊",
+        "alice  单聊",
+    ]
+    page = p.ExchangePage.model_validate_json(as_json.out)
+    where = [(x.namespace, x.chat) for x in page.items]
+    assert where == [("memory", "alice"), ("memory", "room-7"), ("wecom", "alice")]  # --json: the fields, whole
 
 
 # --- pause, resume, reload -----------------------------------------------------------------------------

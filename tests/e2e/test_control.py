@@ -15,6 +15,7 @@ from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.daemon.control.site import ControlSocketError
 from tests.daemon_runner import DaemonRunner, make_settings, short_socket_path, wait_until
+from tests.fakes.channel import MemoryChannel
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 
@@ -165,6 +166,33 @@ async def test_playground_goes_through_the_real_pipeline(daemon: DaemonRunner, w
     assert wecom.texts_to("tester") == ["echo: 试一试"]
     assert [x.question for x in page.items] == ["试一试"]
     assert accepted.inbox_id > 0
+
+
+async def test_playground_acts_on_the_channel_asked_and_refuses_an_unknown_one(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    memory = MemoryChannel()
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[memory]) as daemon, ControlClient(settings.socket_path) as client:
+        await client.playground("tester", "on memory", channel="memory")
+        await client.playground("tester", "on the default")  # the first configured: the WeCom app
+        await wecom.wait_for_sent(1, user="tester")
+        await daemon.idle()
+        with pytest.raises(ControlError) as unknown:
+            await client.playground("tester", "nowhere", channel="dingtalk")
+        page = await client.conversations(user="tester")
+        conn = aiohttp.UnixConnector(path=str(settings.socket_path))
+        async with aiohttp.ClientSession(connector=conn) as http:
+            body = {"user": "t", "text": "x", "channel": "nope"}
+            async with http.post(f"http://daemon{p.API}/playground", json=body) as resp:
+                raw = (resp.status, await resp.json())
+    assert memory.texts_to("tester") == ["echo: on memory"]
+    assert wecom.texts_to("tester") == ["echo: on the default"]
+    assert [(x.namespace, x.question) for x in page.items] == [("wecom", "on the default"), ("memory", "on memory")]
+    assert (unknown.value.status, unknown.value.code) == (400, "unknown_channel")
+    assert str(unknown.value) == "no channel 'dingtalk' is configured (configured: wecom, memory)"
+    refused = {"error": "no channel 'nope' is configured (configured: wecom, memory)", "code": "unknown_channel"}
+    assert raw == (400, refused)  # the API's error shape, as for any bad input
 
 
 async def test_policy_edits_and_audit_name_the_operator(daemon: DaemonRunner, wecom: FakeWeCom) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 from textual.notifications import Notify
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient
@@ -14,8 +15,10 @@ from chatgpt_wecom.config import Settings
 from chatgpt_wecom.tui import make_app
 from chatgpt_wecom.tui.connection import LinkDown
 from chatgpt_wecom.tui.screens.live import LiveScreen
-from tests.daemon_runner import DaemonRunner
+from tests.daemon_runner import DaemonRunner, make_settings
+from tests.fakes.channel import MemoryChannel
 from tests.fakes.model import FakeModel
+from tests.fakes.wecom import FakeWeCom
 from tests.tui.conftest import SIZE, connected, screen_text, tui, wait_for
 
 
@@ -34,8 +37,8 @@ async def test_live_shows_question_answer_latency_and_tokens(daemon: DaemonRunne
         await wait_for(pilot, lambda: any(r.state == "done" for r in page.log_rows.rows.values()), "the answer")
         table = page.query_one(DataTable)
         assert table.row_count == 1
-        _, user, question, answer, state, latency, tokens = map(str, table.get_row_at(0))
-        assert (user, question) == ("alice", "what is the capital of France?")
+        _, user, where, question, answer, state, latency, tokens = map(str, table.get_row_at(0))
+        assert (user, where, question) == ("alice", "wecom", "what is the capital of France?")
         assert answer == "echo: what is the capital of France?"
         assert state == "done"
         assert latency.endswith("s")
@@ -45,6 +48,35 @@ async def test_live_shows_question_answer_latency_and_tokens(daemon: DaemonRunne
         text = screen_text(app)
         assert "echo: what is the capital of France?" in text  # on screen, in the table and the detail pane
         assert "● connected" in text
+
+
+async def test_live_rows_say_which_channel_and_group_a_message_came_from(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    memory = MemoryChannel()
+    group = "cid6KeBBLoveMJOGXoYKF5x7EeiodoA=="  # a DingTalk-like conversation id: long, cut in the column
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[memory]) as daemon:
+        app = tui(settings.socket_path)
+        async with app.run_test(size=(80, 24)) as pilot:  # the narrowest terminal the page is made for
+            await connected(pilot)
+            await daemon.ask("alice", "from the WeCom app", 4001)
+            await memory.receive("bob", "技术群里的问题", chat=group)
+            await memory.receive("carol", "a private one")
+            page = live_page(app)
+            table = page.query_one(DataTable)
+            rows = page.log_rows.rows
+            await wait_for(pilot, lambda: [r.state for r in rows.values()] == ["done"] * 3, "the three answers")
+            assert [str(table.get_row_at(i)[2]) for i in range(3)] == ["wecom", "memory · cid6Ke…", "memory"]
+            lines = screen_text(app).splitlines()
+            head = next(line for line in lines if line.split()[:1] == ["time"])
+            assert head.split()[:4] == ["time", "user", "from", "question"]  # all four fit in 80 columns
+            row = next(line for line in lines if "技术群里的问题" in line)
+            assert row.split()[1:5] == ["bob", "memory", "·", "cid6Ke…"]
+            await pilot.press("up")  # the group's row: its detail names the chat whole
+            detail = page.query_one("#live-detail", Static)
+            await wait_for(pilot, lambda: str(detail.content).startswith("#2 bob"), "bob's detail")
+            assert str(detail.content).splitlines()[0].startswith(f"#2 bob · memory · in {group} · ")
 
 
 async def test_live_filters_by_user(daemon: DaemonRunner) -> None:

@@ -26,7 +26,7 @@ def ev(seq: int, kind: str, **data: object) -> Event:
 def lifecycle(inbox_id: int, user: str = "alice") -> list[Event]:
     n = inbox_id * 10
     return [
-        ev(n, "message.received", user=user, inbox_id=inbox_id, msg_type="text", text=f"q{inbox_id}"),
+        ev(n, "message.received", user=user, inbox_id=inbox_id, text=f"q{inbox_id}", channel="dingtalk", chat="g1"),
         ev(n + 1, "answer.started", user=user, inbox_id=inbox_id, mode="单聊"),
         ev(n + 2, "answer.finished", user=user, inbox_id=inbox_id, latency=1.5, prompt_tokens=7, completion_tokens=9),
         ev(n + 3, "reply.stored", user=user, inbox_id=inbox_id, parts=2, text=f"a{inbox_id}"),
@@ -41,6 +41,7 @@ def test_live_log_folds_a_message_lifecycle() -> None:
     assert changes.touched == [1] and changes.evicted == []
     row = log.rows[1]
     assert (row.user, row.question, row.mode, row.answer) == ("alice", "q1", "单聊", "a1")
+    assert (row.channel, row.chat, row.msg_type) == ("dingtalk", "g1", "text")
     assert (row.latency, row.prompt_tokens, row.completion_tokens) == (1.5, 7, 9)
     assert row.state == "sent 1/2"
     log.ingest([ev(20, "delivery.sent", inbox_id=1, part=1), ev(21, "message.done", inbox_id=1)])

@@ -214,7 +214,10 @@ async def reload(request: web.Request) -> web.Response:
 
 async def playground(request: web.Request) -> web.Response:
     body = await _body(request, p.PlaygroundMessage)
-    inbox_id = await _op(request).playground(body.user, body.text, operator(request))
+    try:
+        inbox_id = await _op(request).playground(body.user, body.text, operator(request), body.channel)
+    except ValueError as exc:  # a channel that is not configured: the operator's input, not a fault
+        return _error(400, "unknown_channel", str(exc))
     return _json(p.PlaygroundAccepted(inbox_id=inbox_id))
 
 

@@ -1,4 +1,5 @@
-"""History: pick a user, read their whole conversation, export it as Markdown to a file."""
+"""History: pick a user, read their whole conversation — each exchange tagged with its group or namespace when it
+was not a private WeCom chat — and export it as Markdown to a file."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from textual.widgets import Input, Label, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from chatgpt_wecom import protocol as p
+from chatgpt_wecom.channel_text import exchange_where
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
@@ -55,7 +57,8 @@ class HistoryScreen(OperatorScreen):
                     yield Label("user ", classes="field-label")
                     yield Input(placeholder="any user id, Enter to open (/)", id="history-user")
                 yield Static("Pick a user on the left (Enter) or type a user id.", id="history-title", markup=False)
-                yield RichLog(id="history-log", wrap=True, markup=False, auto_scroll=False)
+                # min_width: wrap at the width shown (RichLog wraps at 78 or more by default: cut at 80 columns)
+                yield RichLog(id="history-log", wrap=True, markup=False, auto_scroll=False, min_width=20)
                 yield Static("", id="history-status", classes="hint", markup=False)
 
     async def load(self) -> None:
@@ -104,9 +107,14 @@ class HistoryScreen(OperatorScreen):
         log.scroll_home(animate=False)
 
     def render_exchange(self, x: p.Exchange) -> Text:
-        """One exchange: a heading line, the question, the answer (or why there is none)."""
+        """One exchange: a heading line (with where it happened, when that is a group or another namespace than
+        WeCom's), the question, the answer (or why there is none)."""
         used = fmt.tokens(x.prompt_tokens, x.completion_tokens)
-        text = Text(f"── {self.ctx.formats.stamp(x.asked_at)} · {visible(x.mode)} · {used} tokens", "dim")
+        text = Text(f"── {self.ctx.formats.stamp(x.asked_at)} · {visible(x.mode)} · ", "dim")
+        if where := exchange_where(x.namespace, x.chat, x.user_id):
+            text.append(where, "magenta")
+            text.append(" · ", "dim")
+        text.append(f"{used} tokens", "dim")
         text.append("\nQ: ", "bold cyan")
         text.append(visible(x.question, multiline=True))
         text.append("\nA: ", "bold green")

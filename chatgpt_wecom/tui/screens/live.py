@@ -1,4 +1,5 @@
-"""Live: questions and answers as they happen, one row per message; filter by user; bounded to the last 500."""
+"""Live: questions and answers as they happen, one row per message — who, from which channel and group, what,
+how it went; filter by user; bounded to the last 500."""
 
 from __future__ import annotations
 
@@ -10,13 +11,19 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
+from chatgpt_wecom.channel_text import group_of, message_from
 from chatgpt_wecom.protocol import Event
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.live import LIMIT, LiveLog, LiveRow
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.visible import visible
 
-COLUMNS = (("time", 8), ("user", 12), ("question", 28), ("answer", 30), ("state", 8), ("latency", 7), ("tokens", 9))
+# Every column fits in 120 columns beside a scrollbar; at 80, time, user, from and the question show.
+COLUMNS = (
+    ("time", 8), ("user", 10), ("from", 16), ("question", 22), ("answer", 20), ("state", 8), ("latency", 7),
+    ("tokens", 9),
+)  # fmt: skip
+FROM_WIDTH = dict(COLUMNS)["from"]
 STATE_STYLES = {
     "done": "green", "sent": "green", "failed": "bold red", "error": "red", "retrying": "yellow", "waiting": "yellow",
 }  # fmt: skip
@@ -108,9 +115,12 @@ class LiveScreen(OperatorScreen):
         state = row.state if row.error is None or row.state in ("error", "failed") else f"{row.state} ⚠"
         question = fmt.one_line(row.question, 60) if row.msg_type == "text" else f"[{visible(row.msg_type)}]"
         user = visible(row.user) + (" ▶" if row.source == "playground" else "")
+        where = Text(message_from(row.channel, row.chat, row.user), no_wrap=True)
+        where.truncate(FROM_WIDTH, overflow="ellipsis")  # a cut group id says so (cells: 技术群 is 6 wide)
         return (
             Text(self.ctx.formats.clock(row.at)),
             Text(user),
+            where,
             Text(question),
             Text(fmt.one_line(row.answer or "", 80)),
             Text(state, STATE_STYLES.get(row.state.split(" ", 1)[0], "")),
@@ -132,7 +142,9 @@ class LiveScreen(OperatorScreen):
         if row is None:
             detail.update("", layout=False)
             return
-        head = visible(f"#{row.inbox_id} {row.user} · {row.mode or '…'} · {row.state}")
+        group = group_of(row.chat, row.user)
+        where = " · ".join([row.channel or "…", *([f"in {group}"] if group is not None else [])])
+        head = visible(f"#{row.inbox_id} {row.user} · {where} · {row.mode or '…'} · {row.state}")
         if row.error:
             head += f" · error: {visible(row.error)}"
         question = visible(row.question, multiline=True)

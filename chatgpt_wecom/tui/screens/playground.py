@@ -1,4 +1,5 @@
-"""Playground: send a message as any user id through the real pipeline and watch the answer arrive."""
+"""Playground: send a message as any user id of any configured channel through the real pipeline and watch the
+answer arrive. With several channels a picker chooses one (the first by default); with one, it is named."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label, Select, Static
 
-from chatgpt_wecom.protocol import Event
+from chatgpt_wecom.protocol import Event, Status
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.visible import visible
@@ -23,12 +24,14 @@ EARLY = 200  # inbox ids whose events are kept until our POST returns
 
 
 class Turn(Static):
-    """One question and, once `reply.stored` arrives for its inbox id, the answer."""
+    """One question and, once `reply.stored` arrives for its inbox id, the answer. `channel` is the one asked
+    for (None: the daemon's first) until `message.received` says which one took the message."""
 
-    def __init__(self, user: str, question: str) -> None:
+    def __init__(self, user: str, question: str, channel: str | None = None) -> None:
         super().__init__(classes="turn")
         self.user = user
         self.question = question
+        self.channel = channel
         self.inbox_id: int | None = None
         self.answer: str | None = None
         self.state = "sending…"
@@ -39,7 +42,8 @@ class Turn(Static):
 
     def render_turn(self) -> Text:
         """The question, then the answer or what is happening."""
-        text = Text.assemble((f"{visible(self.user)} ▶ ", "bold cyan"), visible(self.question, multiline=True))
+        who = visible(self.user) + (f" · {visible(self.channel)}" if self.channel else "")
+        text = Text.assemble((f"{who} ▶ ", "bold cyan"), visible(self.question, multiline=True))
         if self.answer is not None:
             text.append("\n◀ ", "bold green")
             text.append(visible(self.answer, multiline=True))
@@ -52,7 +56,9 @@ class Turn(Static):
     def apply(self, event: Event) -> None:
         """Fold one event for this turn's inbox id."""
         data = event.data
-        if event.kind == "answer.started":
+        if event.kind == "message.received" and data.get("channel"):
+            self.channel = str(data["channel"])
+        elif event.kind == "answer.started":
             self.state = f"the model is answering ({data.get('mode', '')})…"
         elif event.kind == "answer.finished":
             self.meta = f"{fmt.latency(data.get('latency'))} · {data.get('prompt_tokens', 0)}+" + (
@@ -63,13 +69,14 @@ class Turn(Static):
         elif event.kind == "error":
             self.meta = f"error: {data.get('error', '')}"
         elif event.kind == "delivery.failed" and data.get("final"):
-            self.meta += f" · not delivered to WeCom: {data.get('error', '')}"
+            self.meta += f" · not delivered to {self.channel or 'the user'}: {data.get('error', '')}"
         if self.is_mounted:
             self.update(self.render_turn())
 
 
 class PlaygroundScreen(OperatorScreen):
-    """Two inputs (user id, message); Enter sends; the transcript shows answers as their events arrive."""
+    """Two inputs (user id, message) and the channel; Enter sends; the transcript shows answers as their events
+    arrive. The channels come from the daemon's status (they change only with a restart)."""
 
     PAGE_TITLE = "Playground"
     HOME = "#play-transcript"
@@ -77,12 +84,14 @@ class PlaygroundScreen(OperatorScreen):
     BINDINGS: ClassVar = [
         Binding("i", "focus_text", "Message"),
         Binding("u", "focus_user", "User id"),
+        Binding("c", "focus_channel", "Channel"),
         Binding("ctrl+l", "clear", "Clear"),
     ]
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.turns: dict[int, Turn] = {}
+        self.channels: list[str] = []  # configured, in the daemon's order (the first is its default)
         # Events that came before the daemon's answer to our POST (the pipeline can be that fast).
         self._early: OrderedDict[int, list[Event]] = OrderedDict()
 
@@ -92,18 +101,51 @@ class PlaygroundScreen(OperatorScreen):
             + (
                 "in the demo the answer goes to the built-in WeCom stand-in, nobody real."
                 if self.ctx.demo
-                else "the answer is also SENT to that WeCom user."
+                else "the answer is also SENT to that user, on that channel."
             ),
             classes="hint warning",
             id="play-banner",
         )
-        yield Static("Tab: user id ⇄ message · Enter sends · Esc leaves the inputs (1–7 switch pages)", classes="hint")
+        yield Static(
+            "Tab: user id → channel → message · Enter sends · Esc leaves the inputs (1–7 switch pages)", classes="hint"
+        )
         with Horizontal(classes="toolbar"):
             yield Label("as user ", classes="field-label")
             yield Input(DEFAULT_USER, id="play-user", classes="short")
+            yield Label(" on ", classes="field-label")
+            with Horizontal(id="play-on"):
+                yield Label("…", id="play-channel-name")  # until the daemon says which channels there are
             yield Label(" message ", classes="field-label")
             yield Input(placeholder="type a message, Enter to send", id="play-text")
         yield VerticalScroll(id="play-transcript")
+
+    async def load(self) -> None:
+        status = await self.call("load the channels", self.client.status())
+        if status is not None:
+            await self.show_channels(status)
+
+    async def show_channels(self, status: Status) -> None:
+        """Name the one channel, or offer a picker of several (keeping the operator's choice across reloads)."""
+        names = [c.name for c in status.channels]
+        if names == self.channels:
+            return
+        chosen = self.channel
+        self.channels = names
+        box = self.query_one("#play-on", Horizontal)
+        await box.remove_children()
+        if len(names) > 1:
+            options = [(visible(name), name) for name in names]
+            value = chosen if chosen in names else names[0]
+            await box.mount(Select(options, value=value, allow_blank=False, compact=True, id="play-channel"))
+        else:
+            await box.mount(Label(visible(names[0]) if names else "…", id="play-channel-name"))
+
+    @property
+    def channel(self) -> str | None:
+        """The channel the next message goes to (None: not known yet — the daemon takes its first)."""
+        for picker in self.query("#play-channel").results(Select):
+            return picker.value if isinstance(picker.value, str) else None
+        return self.channels[0] if self.channels else None
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "play-user":
@@ -114,16 +156,16 @@ class PlaygroundScreen(OperatorScreen):
         if not text:
             return
         event.input.value = ""
-        self.send(user, text)
+        self.send(user, text, self.channel)
 
     @work(group="send")
-    async def send(self, user: str, text: str) -> None:
-        """Post the message and add its turn to the transcript."""
-        turn = Turn(user, text)
+    async def send(self, user: str, text: str, channel: str | None = None) -> None:
+        """Post the message as `user` of `channel` and add its turn to the transcript."""
+        turn = Turn(user, text, channel)
         transcript = self.query_one("#play-transcript", VerticalScroll)
         await transcript.mount(turn)
         transcript.scroll_end(animate=False)
-        accepted = await self.call("send the message", self.client.playground(user, text))
+        accepted = await self.call("send the message", self.client.playground(user, text, channel))
         if accepted is None:
             turn.state = "not sent"
             turn.update(turn.render_turn())
@@ -158,6 +200,13 @@ class PlaygroundScreen(OperatorScreen):
 
     def action_focus_user(self) -> None:
         self.query_one("#play-user", Input).focus()
+
+    def action_focus_channel(self) -> None:
+        for picker in self.query("#play-channel").results(Select):
+            picker.focus()
+            return
+        only = f"only one channel is configured: {self.channels[0]}" if self.channels else "no channel known yet"
+        self.notify(only, markup=False)
 
     async def action_clear(self) -> None:
         self.turns.clear()

@@ -1,4 +1,5 @@
-"""Status: health, model and WeCom token state, queue, today's counts, secrets set (never values), last errors."""
+"""Status: health, model, each channel, WeCom token state, queue, today's counts, secrets set (never values),
+last errors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from chatgpt_wecom import protocol as p
+from chatgpt_wecom.channel_text import channel_facts
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.formats import Formats
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
@@ -50,6 +52,10 @@ def render_status(s: p.Status, formats: Formats) -> RenderableType:
     section("model")
     row("model", s.model)
     row("endpoint", s.model_endpoint)
+    if s.channels:
+        section("channels")
+        for channel in s.channels:
+            row(visible(channel.name), channel_text(channel, formats))
     section("wecom")
     row("api", s.wecom_api_base)
     row("corp / agent", f"{s.corp_id} / {s.agent_id}")
@@ -78,6 +84,24 @@ def literal(value: str | Text) -> Text:
     """`value` as Rich text that is never parsed as markup (a Rich table parses plain strings), its control
     characters spelled out (`visible`)."""
     return value if isinstance(value, Text) else Text(visible(value))
+
+
+def channel_text(c: p.ChannelStatus, formats: Formats) -> Text:
+    """Whether a channel is up and since when, its reconnects and last error; its own facts on the next line."""
+    if c.up:
+        text = Text("✓ up", "green")
+        if c.since is not None:
+            text.append(f" since {formats.stamp(c.since)}")
+    else:
+        text = Text("✗ DOWN", "bold red")
+        if c.since is not None:
+            text.append(f" (last up {formats.stamp(c.since)})")
+    text.append(f" · {c.reconnects} reconnects")
+    if c.last_error:
+        text.append(f" · last error: {visible(c.last_error)}", "red")
+    if facts := channel_facts(c):
+        text.append(f"\n{facts}", "dim")
+    return text
 
 
 def token_text(t: p.TokenState) -> Text:
