@@ -12,7 +12,6 @@ from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.chat.policy import AccessLists
 from chatgpt_wecom.daemon.chat.words import WordFilter
 from chatgpt_wecom.daemon.events import EventBus
-from chatgpt_wecom.daemon.store.audit import AuditEntry
 from chatgpt_wecom.daemon.store.policy import SEED_KEYS, PolicySnapshot, PolicyStore
 from chatgpt_wecom.protocol import ListName
 
@@ -51,9 +50,6 @@ class LivePolicy:
 
     async def remove_words(self, words: Sequence[str], actor: str) -> list[str]:
         return await self._changed(await self._store.remove_words(words, actor), "words-", actor)
-
-    async def audit_log(self, limit: int = 100, before: int | None = None) -> list[AuditEntry]:
-        return await self._store.audit_log(limit, before)
 
     async def _changed(self, changed: list[str], what: str, actor: str) -> list[str]:
         if changed:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from chatgpt_wecom.daemon.chat.policy import LIST_NAMES, AccessLists
-from chatgpt_wecom.daemon.store.audit import AuditEntry, AuditLog, audit
+from chatgpt_wecom.daemon.store.audit import audit
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.protocol import ListName
 
@@ -138,11 +138,6 @@ class PolicyStore:
                     await audit(conn, CONFIG_ACTOR, f"set_{key}", key, shown_before, shown_after)
                 applied.append(key)
         return applied
-
-    async def audit_log(self, limit: int = 100, before_id: int | None = None) -> list[AuditEntry]:
-        """The audit log (all of it, not only policy changes): kept for `LivePolicy.audit_log` until that goes —
-        the control API reads `AuditLog` itself."""
-        return await AuditLog(self._db).entries(limit, before_id)
 
 
 async def _members(conn: aiosqlite.Connection, name: ListName) -> list[str]:

@@ -1,18 +1,17 @@
-"""The channel seam: a channel defined here, in the test alone, carries messages through the real daemon —
+"""The channel seam: a channel defined in the tests alone carries messages through the real daemon —
 intake → worker → delivery — with its own text limit and formats, its own identity namespace, its own errors.
 Nothing outside its definition knows it exists."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sqlite3
 from pathlib import Path
 
 from chatgpt_wecom.daemon.channels.base import (
-    Capabilities,
     Channel,
     Inbound,
-    MediaUnavailable,
     Outgoing,
     Rejected,
     RetryLater,
@@ -20,41 +19,26 @@ from chatgpt_wecom.daemon.channels.base import (
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
 from chatgpt_wecom.daemon.services import Services
 from tests.daemon_runner import DaemonRunner, make_settings, wait_until
+from tests.fakes import channel as fakes
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 
 KEYS = itertools.count()
 
 
-class MemoryChannel(Channel):
-    """A transport that is a list: what was sent, and failures to play back."""
+class MemoryChannel(fakes.MemoryChannel):
+    """The shared in-memory transport, with a tiny text limit, its own rates, and failures to play back."""
 
-    name = "memory"
-    namespace = "memory"
-    capabilities = Capabilities(
-        text_limit=64,
-        formats=frozenset({"text"}),
-        streams_in_place=False,
-        sends_unprompted=True,
-        media_in=frozenset(),
-        media_out=frozenset(),
-        rates=(Rate(1000, 1.0),),
-    )
+    capabilities = dataclasses.replace(fakes.MemoryChannel.capabilities, text_limit=64, rates=(Rate(1000, 1.0),))
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent: list[Outgoing] = []
         self.failures: list[Exception] = []
-        self.state.went_up()
 
     async def send(self, message: Outgoing) -> str | None:
         if self.failures:
             raise self.failures.pop(0)
-        self.sent.append(message)
-        return None
-
-    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
-        raise MediaUnavailable("a memory channel has no media")
+        return await super().send(message)
 
 
 async def test_a_channel_of_its_own_carries_a_message_end_to_end(
