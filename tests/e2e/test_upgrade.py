@@ -8,6 +8,8 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_runner import FAST, DaemonRunner, FakeClock, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
@@ -47,3 +49,22 @@ async def test_a_release_0_1_0_database_keeps_everything(tmp_path: Path, wecom: 
         assert services.policy.lists.unlimited("wangwu")  # the VIP list
         await daemon.idle()
     assert len([r for r in model.requests if r.last_user_text == "什么是WAL"]) == 0
+
+
+async def test_a_message_of_a_channel_no_longer_configured_waits_with_one_clear_line(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings):
+        pass  # the database exists, migrated
+    with sqlite3.connect(settings.database_path) as conn:  # a message that came by a channel since removed
+        conn.execute("INSERT INTO inbox (dedupe_key, user_id, msg_type, content, received_at, channel, namespace, chat)"
+                     " VALUES ('gone:m1', 'alice', 'text', '你好', 0, 'gone', 'gone', 'alice')")  # fmt: skip
+    async with DaemonRunner(settings) as daemon:
+        await daemon.idle()
+    lines = [r for r in caplog.records if "not configured now" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "WARNING"
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback
+    with sqlite3.connect(settings.database_path) as conn:
+        assert conn.execute("SELECT state FROM inbox WHERE dedupe_key = 'gone:m1'").fetchone() == ("pending",)
+    assert model.requests == [] and wecom.sent == []

@@ -121,6 +121,12 @@ class Worker:
         row = await self._inbox.get(inbox_id)
         if row is None or row.state == "done":
             return
+        if row.channel not in self._channels:  # its keys were removed since it arrived: it cannot be answered there
+            log.warning("pipeline: message %d of %s came by channel %r, which is not configured now; it waits in the"
+                        " inbox until that channel is configured again", row.id, row.user_id, row.channel)  # fmt: skip
+            self._bus.publish("error", source="pipeline", user=row.user_id, inbox_id=row.id,
+                              error=f"channel {row.channel!r} is not configured: the message waits")  # fmt: skip
+            return
         if row.state == "pending":
             streamed = await self._outbox.stored(row.id)
             try:
