@@ -107,3 +107,27 @@ async def test_an_unforeseen_failure_ends_in_an_apology(
     assert "internal error" in error
     assert daemon.services is not None
     assert any(e.data.get("source") == "pipeline" for e in daemon.services.bus.recent_errors)
+
+
+async def test_a_stream_cut_by_a_restart_is_finished_honestly_not_asked_again(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    paragraphs = ["第一段：已经发出去了。", "第二段：模型还在写。", "第三段：永远写不完。"]
+    model.set_reply("\n\n".join(paragraphs))
+    model.set_stream(chunk_chars=4, chunk_delay=0.5)  # the first paragraph is out long before the rest
+    settings = make_settings(tmp_path, wecom, model)
+    tuning = replace(FAST, shutdown_grace=0.2)
+    async with DaemonRunner(settings, tuning) as daemon:
+        await daemon.ask("u1", "写三段", 1)
+        await wecom.wait_for_sent(1, user="u1")  # the first part is stored and delivered; then the daemon stops
+    async with DaemonRunner(settings, tuning) as daemon:
+        await wecom.wait_for_sent(2, user="u1")
+        await daemon.idle()
+    first, note = wecom.texts_to("u1")
+    assert first == paragraphs[0] and "中断" in note
+    assert len(model.requests) == 1  # not asked again: a second answer would differ from what was sent
+    with sqlite3.connect(settings.database_path) as conn:
+        assert conn.execute("SELECT answer, error FROM exchanges").fetchall() == [
+            (paragraphs[0], "interrupted by a restart")
+        ]
+        assert conn.execute("SELECT state FROM inbox").fetchall() == [("done",)]

@@ -197,18 +197,7 @@ class Worker:
         """A streamed answer was cut off by a stop: finish it honestly instead of answering twice."""
         log.info("pipeline: message %d of %s was cut off mid-answer; sending what was stored", row.id, row.user_id)
         partial = "\n\n".join(streamed)
-        exchange = Exchange(
-            user_id=row.user_id, mode="", question=row.content, answer=partial, asked_at=row.received_at,
-            answered_at=time.time(), error="interrupted by a restart", in_context=False, namespace=row.namespace,
-            chat=row.key.chat,
-        )  # fmt: skip
-        async with self._db.tx() as conn:
-            await ConversationStore.add_exchange(conn, row.id, exchange)
-            note = [replies.answer_interrupted()]
-            start = await OutboxStore.next_part(conn, row.id)
-            await OutboxStore.add_parts(conn, row, self._format(row), note, start=start)
-            await InboxStore.set_state(conn, row.id, "answered")
-        self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(partial))
+        await self._close_with_note(row, partial, "interrupted by a restart", replies.answer_interrupted(), partial)
 
     async def _failed(self, row: InboxRow, exc: Exception) -> None:
         """Something unforeseen broke while answering: apologise once, record the error, tell the operator."""
@@ -218,15 +207,19 @@ class Worker:
         if current is None or current.state != "pending":
             return  # the answer was stored before the failure: delivery goes on
         partial = "\n\n".join(await self._outbox.stored(row.id)) or None
+        apology = replies.internal_error()
+        await self._close_with_note(row, partial, f"internal error: {exc!r}", apology, apology)
+
+    async def _close_with_note(self, row: InboxRow, partial: str | None, error: str, note: str, shown: str) -> None:
+        """Record the exchange as it ended (what was sent, and why it stopped), queue `note` after the parts already
+        stored, and mark the message answered — in one transaction."""
         exchange = Exchange(
             user_id=row.user_id, mode="", question=row.content, answer=partial, asked_at=row.received_at,
-            answered_at=time.time(), error=f"internal error: {exc!r}", in_context=False, namespace=row.namespace,
-            chat=row.key.chat,
+            answered_at=time.time(), error=error, in_context=False, namespace=row.namespace, chat=row.key.chat,
         )  # fmt: skip
         async with self._db.tx() as conn:
             await ConversationStore.add_exchange(conn, row.id, exchange)
             start = await OutboxStore.next_part(conn, row.id)
-            apology = [replies.internal_error()]
-            await OutboxStore.add_parts(conn, row, self._format(row), apology, start=start)
+            await OutboxStore.add_parts(conn, row, self._format(row), [note], start=start)
             await InboxStore.set_state(conn, row.id, "answered")
-        self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=apology[0])
+        self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(shown))
