@@ -135,8 +135,7 @@ def _config_result(config: Path | None, warnings: list[str]) -> CheckResult:
 
 def _scrubber(settings: Settings) -> Callable[[str], str]:
     """A function that masks every configured secret in a line — the last guard before the terminal."""
-    values = [getattr(settings, name).get_secret_value() for name in settings.secrets_set()]
-    secrets = sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+    secrets = sorted({v for v in settings.secret_values() if len(v) >= 4}, key=len, reverse=True)
 
     def scrub(line: str) -> str:
         for secret in secrets:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -44,7 +44,10 @@ UserList = Annotated[list[str], NoDecode]
 
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 _USERINFO = re.compile(r"//[^/@\s]*@")
-_SECRET_FIELDS = frozenset({"agent_secret", "receive_msg_token", "receive_msg_key", "api_key", "azure_openai_token"})
+_SECRET_FIELDS = frozenset(
+    {"agent_secret", "receive_msg_token", "receive_msg_key", "api_key", "azure_openai_token", "wecom_bot_secret",
+     "credentials"}
+)  # fmt: skip
 
 
 def redact_userinfo(text: str) -> str:
@@ -72,7 +75,31 @@ def _check_url(value: str, key: str, schemes: tuple[str, ...] = ("http", "https"
 
 
 WECOM_APP_KEYS = ("corp_id", "agent_id", "agent_secret", "receive_msg_token", "receive_msg_key")
+WECOM_BOT_KEYS = ("wecom_bot_id", "wecom_bot_secret")
 _REQUIRED = object()  # stands for a channel key that the channel's other keys (or having no channel) make required
+
+
+class DingTalkApp(BaseModel):
+    """One DingTalk app (its robot): the AppKey and AppSecret (开发者后台 → 应用 → 凭证与基础信息)."""
+
+    client_id: str
+    client_secret: SecretStr
+
+    @field_validator("client_id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        value = header_value(value)
+        if not value:
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        secret = header_value(value.get_secret_value())
+        if not secret:
+            raise ValueError("is empty")
+        return SecretStr(secret)
 
 
 def _given(value: Any) -> bool:
@@ -191,6 +218,44 @@ class Settings(BaseSettings):
     )
     model_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed model call.")
 
+    # --- the WeCom AI bot (智能机器人, long connection) ----------------------------------------------
+    wecom_bot_id: str = Field("", description="智能机器人 → API 模式 → 长连接: the BotID (turns the AI bot on).")
+    wecom_bot_secret: SecretStr = Field(SecretStr(""), description="The AI bot's long-connection Secret.")
+    wecom_bot_ws_url: str = Field(
+        "wss://openws.work.weixin.qq.com", description="The AI bot's WebSocket endpoint (private deployments differ)."
+    )
+    wecom_bot_name: str = Field(
+        "", description="The AI bot's name as shown in groups (the @mention stripped from questions); empty: any "
+        "leading @name is stripped.",
+    )  # fmt: skip
+    wecom_bot_welcome: str = Field(
+        "你好，我是 AI 助手。直接提问即可；发送「帮助」查看可用的命令。",
+        description="The AI bot's greeting when a user opens its chat (enter_chat); empty: none.",
+    )
+
+    # --- groups (the AI bot and DingTalk; chatgpt-dingtalk's keys) ------------------------------
+    chat_type: Literal["0", "1", "2"] = Field(
+        "0", description='Where the bot answers: "0" private chats and groups, "1" private chats only, "2" groups only.'
+    )
+    allow_groups: UserList = Field(
+        default_factory=list, description="When non-empty, only these groups (chat ids, or DingTalk group titles)."
+    )
+
+    # --- DingTalk (chatgpt-dingtalk's keys) ---------------------------------------------------------
+    credentials: list[DingTalkApp] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("credentials", "dingtalk_credentials"),
+        description='DingTalk apps: a list of {client_id, client_secret} (env DINGTALK_CREDENTIALS="id:secret,…"); '
+        "turns DingTalk on.",
+    )
+    run_mode: Literal["stream", "http"] = Field(
+        "stream", description="How DingTalk delivers messages: stream (no public IP) or http (signed POSTs to port)."
+    )
+    stream_mode: bool = Field(False, description="DingTalk: stream answers into an AI card (needs card_template_id).")
+    card_template_id: str = Field("", description="DingTalk AI card template id for stream_mode.")
+    dingtalk_api_base: str = Field("https://api.dingtalk.com", description="DingTalk OpenAPI base URL.")
+    dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", description="DingTalk legacy API base URL.")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -203,7 +268,9 @@ class Settings(BaseSettings):
         # The YAML file arrives as init kwargs; the environment must win over it.
         return (env_settings, init_settings)
 
-    @field_validator("allow_users", "deny_users", "vip_users", "admin_users", "sensitive_words", mode="before")
+    @field_validator(
+        "allow_users", "deny_users", "vip_users", "admin_users", "sensitive_words", "allow_groups", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if value is None:
@@ -231,19 +298,43 @@ class Settings(BaseSettings):
             return "warning" if value == "warn" else value
         return value
 
+    @field_validator("chat_type", mode="before")
+    @classmethod
+    def _chat_type(cls, value: Any) -> Any:
+        return str(value).strip() if isinstance(value, int | str) else value
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _credentials(cls, value: Any) -> Any:
+        """The environment's `id:secret,id2:secret2` (chatgpt-dingtalk's DINGTALK_CREDENTIALS), or the YAML list."""
+        if value is None:
+            return []
+        if isinstance(value, str):
+            apps = []
+            for n, item in enumerate(v.strip() for v in value.split(",") if v.strip()):
+                client_id, sep, secret = item.partition(":")
+                if not sep:
+                    raise ValueError(f"entry {n + 1} must be client_id:client_secret")
+                apps.append({"client_id": client_id, "client_secret": secret})
+            return apps
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _channel_keys(cls, data: Any) -> Any:
         """A channel is on when its keys are set; then all of them must be. At least one channel must be on —
-        today the WeCom app is the only one, so with none configured its keys are what is missing."""
+        with none configured, the WeCom app's keys are what is reported missing (the most common set-up)."""
         if not isinstance(data, dict):
             return data
-        given = {k for k in WECOM_APP_KEYS if _given(data.get(k))}
-        if given == set(WECOM_APP_KEYS):
-            return data
-        return {**data, **{k: _REQUIRED for k in WECOM_APP_KEYS if k not in given}}
+        app = {k for k in WECOM_APP_KEYS if _given(data.get(k))}
+        bot = {k for k in WECOM_BOT_KEYS if _given(data.get(k))}
+        dingtalk = bool(data.get("credentials") or data.get("dingtalk_credentials"))
+        required = [k for k in WECOM_BOT_KEYS if bot and k not in bot]
+        if app or not (bot or dingtalk):
+            required += [k for k in WECOM_APP_KEYS if k not in app]
+        return {**data, **{k: _REQUIRED for k in required}} if required else data
 
-    @field_validator(*WECOM_APP_KEYS, mode="before")
+    @field_validator(*WECOM_APP_KEYS, *WECOM_BOT_KEYS, mode="before")
     @classmethod
     def _required_by_channel(cls, value: Any) -> Any:
         if value is _REQUIRED:
@@ -294,7 +385,22 @@ class Settings(BaseSettings):
     def _resource(cls, value: str) -> str:
         return dns_label(value, ".openai.azure.com")
 
-    @field_validator("base_url", "service_url", "wecom_api_base")
+    @field_validator("wecom_bot_id", "wecom_bot_name")
+    @classmethod
+    def _bot_text(cls, value: str) -> str:
+        return header_value(value)
+
+    @field_validator("wecom_bot_secret")
+    @classmethod
+    def _bot_secret(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(header_value(value.get_secret_value()))
+
+    @field_validator("wecom_bot_ws_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        return _check_url(value, "url", ("ws", "wss"))
+
+    @field_validator("base_url", "service_url", "wecom_api_base", "dingtalk_api_base", "dingtalk_oapi_base")
     @classmethod
     def _url(cls, value: str) -> str:
         return _check_url(value, "url")
@@ -342,9 +448,30 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         return self.data_dir / "chatgpt-wecom.sqlite3"
 
+    @property
+    def wecom_app_on(self) -> bool:
+        return bool(self.corp_id)
+
+    @property
+    def wecom_bot_on(self) -> bool:
+        return bool(self.wecom_bot_id)
+
+    @property
+    def dingtalk_on(self) -> bool:
+        return bool(self.credentials)
+
     def secrets_set(self) -> dict[str, bool]:
-        """Which secrets are configured — never their values."""
-        return {name: bool(getattr(self, name).get_secret_value()) for name in sorted(_SECRET_FIELDS)}
+        """Which secrets of the model and of the channels that are on are configured — never their values."""
+        names = ["api_key", "azure_openai_token"]
+        names += ["agent_secret", "receive_msg_token", "receive_msg_key"] if self.wecom_app_on else []
+        names += ["wecom_bot_secret"] if self.wecom_bot_on else []
+        flags = {name: bool(getattr(self, name).get_secret_value()) for name in sorted(names)}
+        return {**flags, "credentials": True} if self.dingtalk_on else flags
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret's value — for masking them wherever text leaves the daemon, never for showing."""
+        values = [getattr(self, name).get_secret_value() for name in _SECRET_FIELDS - {"credentials"}]
+        return [v for v in values + [app.client_secret.get_secret_value() for app in self.credentials] if v]
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -210,12 +210,12 @@ async def test_environment_alone(tmp_path: Path, wecom: FakeWeCom, model: FakeMo
 
 async def test_unknown_keys_are_mentioned_not_logged(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
     config = write_config(make_settings(tmp_path, wecom, model), tmp_path / "config.yml")
-    config.write_text(config.read_text(encoding="utf-8") + "run_mode: http\n", encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8") + "proxy_mode: http\n", encoding="utf-8")
 
     code, out, err = await run_check("--config", str(config))
 
     assert code == 0 and err == ""
-    assert the_line(out, "config") == f"✓ config: {config} is valid (ignoring unknown keys: run_mode)"
+    assert the_line(out, "config") == f"✓ config: {config} is valid (ignoring unknown keys: proxy_mode)"
 
 
 async def test_a_running_daemon_is_reported_and_left_alone(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:

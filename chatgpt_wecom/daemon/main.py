@@ -116,12 +116,15 @@ async def serve(
         socket_created = True
         await services.requeue_unfinished()  # before new callbacks, so each user's older messages go first
         await listener.start(settings.host, settings.port)
+        for channel in services.channels.values():  # connection channels dial out (and reconnect by themselves)
+            await channel.start(services.intake)
         services.ready = True
         if on_ready is not None:
             on_ready(services)
         log.info(
-            "chatgpt-wecom listening on %s:%d (callback /ai/callback), control socket %s, model %s at %s",
-            settings.host, settings.port, settings.socket_path, services.model.model, services.model.endpoint,
+            "chatgpt-wecom listening on %s:%d, channels %s, control socket %s, model %s at %s",
+            settings.host, settings.port, ", ".join(services.channels) or "none", settings.socket_path,
+            services.model.model, services.model.endpoint,
         )  # fmt: skip
         await stop.wait()
         log.info("shutting down: finishing answers in progress; new messages are stored for the next start")

@@ -28,7 +28,7 @@ from chatgpt_wecom.daemon.answer.router import Collaborators, Responder
 from chatgpt_wecom.daemon.channels.base import Channel, MediaUnavailable
 from chatgpt_wecom.daemon.channels.misconfigured import MisconfigurationReports
 from chatgpt_wecom.daemon.channels.registry import configured_channels
-from chatgpt_wecom.daemon.channels.retry import RetryPolicy
+from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy, RetryPolicy
 from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.listener import ListenerLimits
 from chatgpt_wecom.daemon.live_policy import LivePolicy
@@ -44,6 +44,8 @@ from chatgpt_wecom.daemon.pipeline.worker import Worker
 from chatgpt_wecom.daemon.store.audit import AuditLog
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
+from chatgpt_wecom.daemon.store.drafts import DraftStore
+from chatgpt_wecom.daemon.store.feedback import FeedbackStore
 from chatgpt_wecom.daemon.store.history import HistoryStore
 from chatgpt_wecom.daemon.store.inbox import InboxStore, InboxWriter
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
@@ -63,6 +65,7 @@ class Tuning:
     concurrency: int = 32
     shutdown_grace: float = 20.0
     http_retry: RetryPolicy = field(default_factory=RetryPolicy)  # the channels' API clients
+    connection: ConnectionPolicy = field(default_factory=ConnectionPolicy)  # the connection channels' WebSockets
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     member_rates: tuple[Rate, ...] | None = None  # per recipient, instead of each channel's own (None: the channel's)
     clock: Callable[[], float] = time.time  # "now" for received messages, quotas and usage
@@ -110,6 +113,8 @@ class Services:
         stack.push_async_callback(self.inbox.close)  # flushes, then ends the writer's thread (even if never opened)
         await writer.open()
         self.outbox = OutboxStore(self.db)
+        self.drafts = DraftStore(self.db)
+        self.feedback = FeedbackStore(self.db)
         self.conversations = ConversationStore(self.db)
         self.usage = UsageStore(self.db)
         self.history = HistoryStore(self.db)
@@ -125,7 +130,7 @@ class Services:
         # Clients of the outside world.
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=t.http_retry.timeout))
         stack.push_async_callback(self.http.close)
-        configured = configured_channels(s, self.http, t.http_retry, MisconfigurationReports(self.bus))
+        configured = configured_channels(s, self.http, t.http_retry, MisconfigurationReports(self.bus), t.connection)
         self.channels = {c.name: c for c in [*configured, *self._extra_channels]}
         for channel in self.channels.values():
             stack.push_async_callback(channel.stop)
@@ -143,10 +148,10 @@ class Services:
         self.deliverer = Deliverer(self.outbox, self.channels, self.bus, t.delivery, t.member_rates)
         self.worker = Worker(
             self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus,
-            live=self.live, channels=self.channels, answer_link=self.history_links.link,
+            live=self.live, channels=self.channels, answer_link=self.history_links.link, drafts=self.drafts,
         )  # fmt: skip
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
-        self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock)
+        self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock, self.feedback)
         stack.push_async_callback(self.drain)  # the first thing closing does
         self.operator = Operator(self)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chatgpt_wecom.daemon.answer.turn import Emit
+from chatgpt_wecom.daemon.answer.turn import Emit, InPlace
 from chatgpt_wecom.daemon.chat.stream_censor import StreamCensor
 from chatgpt_wecom.daemon.live_policy import LivePolicy
 from chatgpt_wecom.daemon.media.images import read_image
@@ -42,9 +42,11 @@ class Completer:
         max_tokens: int,
         stream: bool,
         limit: int,
+        in_place: InPlace | None = None,
     ) -> tuple[Completion, str]:
         """The model's answer and the part of it still to send, censored. With `image`, the vision model answers
-        (never streamed); with `emit` and `stream`, finished parts are emitted while the model writes."""
+        (never streamed); with `emit` and `stream`, finished parts are emitted while the model writes (and with
+        `in_place`, the message being written is shown as it grows)."""
         if image is not None:
             data, content_type = await read_image(image)
             completion = await self._model.describe(messages, data, content_type, max_tokens=max_tokens)
@@ -52,7 +54,10 @@ class Completer:
         if emit is None or not stream:
             completion = await self._model.complete(messages, max_tokens=max_tokens)
             return completion, self._policy.words.censor(completion.text.strip())
-        splitter = ProgressiveSplitter(limit)
+        if in_place is None:
+            splitter = ProgressiveSplitter(limit)
+        else:
+            splitter = ProgressiveSplitter(limit, in_place=True, max_age=in_place.max_age)
         censor = StreamCensor()
         received: list[str] = []
         try:
@@ -66,6 +71,8 @@ class Completer:
                     received.append(delta)
                     for part in splitter.feed(censor.feed(delta, self._policy.words)):
                         await emit(part)
+                    if in_place is not None and splitter.pending.strip():
+                        in_place.show(splitter.pending.strip())
                 completion = answer.completion
         except TimeoutError:
             exc = ModelUnavailableError(f"model endpoint {self._model.endpoint} streamed for over {STREAM_LIMIT:g} s")

@@ -141,5 +141,6 @@ class Conversation:
     async def _complete(self, turn: Turn, messages: list[dict[str, str]], image: str | None) -> tuple[Completion, str]:
         s = turn.settings
         return await self._completer.complete(
-            messages, turn.emit, image, max_tokens=s.max_answer_len, stream=s.stream_answers, limit=turn.part_limit
-        )
+            messages, turn.emit, image, max_tokens=s.max_answer_len, stream=s.stream_answers, limit=turn.part_limit,
+            in_place=turn.in_place,
+        )  # fmt: skip

@@ -67,7 +67,14 @@ class MediaTurns:
             assert emit is not None
             await emit(f"{note.pop()}\n\n{part}" if note else part)
 
-        streamed = dataclasses.replace(turn, emit=emit_after_note if emit is not None else None)
+        in_place, growing = turn.in_place, turn.in_place
+        if growing is not None:  # the growing message shows the note above the answer until the note is sent
+
+            def show_after_note(text: str) -> None:
+                growing.show(f"{note[0]}\n\n{text}" if note else text)
+
+            in_place = dataclasses.replace(growing, show=show_after_note)
+        streamed = dataclasses.replace(turn, emit=emit_after_note if emit is not None else None, in_place=in_place)
         outcome = await answer_text(streamed, heard)
         return dataclasses.replace(outcome, text=f"{note.pop()}\n\n{outcome.text}".strip()) if note else outcome
 

@@ -17,7 +17,7 @@ from chatgpt_wecom.daemon.answer.admin import AdminActions, actor
 from chatgpt_wecom.daemon.answer.conversation import Conversation
 from chatgpt_wecom.daemon.answer.gate import Gate
 from chatgpt_wecom.daemon.answer.media_turns import MediaTurns
-from chatgpt_wecom.daemon.answer.turn import Emit, Outcome, Turn
+from chatgpt_wecom.daemon.answer.turn import Emit, InPlace, Outcome, Turn
 from chatgpt_wecom.daemon.answer.usage import usage_report
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.commands import (
@@ -30,7 +30,7 @@ from chatgpt_wecom.daemon.chat.commands import (
     SwitchMode,
     parse_command,
 )
-from chatgpt_wecom.daemon.chat.policy import local_day
+from chatgpt_wecom.daemon.chat.policy import chat_refusal, local_day
 from chatgpt_wecom.daemon.chat.session import current_session
 from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.live_policy import LivePolicy
@@ -74,17 +74,25 @@ class Responder:
         """The local day ("YYYY-MM-DD") of unix time `ts`: the day a quota counts against."""
         return local_day(ts, self._live.settings.zone).isoformat()
 
-    async def respond(self, row: InboxRow, emit: Emit | None = None, part_limit: int = 2048) -> Outcome:
+    async def respond(
+        self, row: InboxRow, emit: Emit | None = None, part_limit: int = 2048, in_place: InPlace | None = None
+    ) -> Outcome:
         """What to answer `row`. With `emit`, a streamed answer's finished parts (at most `part_limit` bytes, the
-        channel's) are handed out on the way; the returned Outcome's text is then only what is left to send."""
+        channel's) are handed out on the way; the returned Outcome's text is then only what is left to send. With
+        `in_place`, the channel shows the answer growing in one message (see `InPlace`)."""
         s, templates, user = self._live.settings, self._live.templates, row.user_id
         state = await self._conversations.user_state(row.key)
         session = current_session(
             state.mode, state.last_active_at, row.received_at, timeout=s.session_timeout, default=s.default_mode
         )
-        turn = Turn(row, session, None if session.expired else state.mode, s, templates, emit, part_limit)
+        turn = Turn(row, session, None if session.expired else state.mode, s, templates, emit, part_limit, in_place)
         if not self._policy.lists.may_chat(user, row.namespace):
             return turn.reply(s.deny_reply)
+        title = str(row.payload.get("chat_title", ""))  # a group's name, where the channel gives it
+        admin = self._policy.lists.is_admin(user, row.namespace)
+        where = chat_refusal(s.chat_type, s.allow_groups, private=row.private, chat=row.chat, title=title, admin=admin)
+        if where is not None:
+            return turn.reply(replies.chat_refused(where))
         if (notice := self._paused()) is not None and not self._policy.lists.is_admin(user, row.namespace):
             return turn.reply(notice)
         if row.msg_type == "voice":

@@ -21,6 +21,16 @@ from chatgpt_wecom.daemon.store.inbox import InboxRow
 Emit = Callable[[str], Awaitable[None]]  # store and send one finished part of a streamed answer
 
 
+@dataclass(frozen=True, slots=True)
+class InPlace:
+    """The channel shows the answer as one message growing in place (the AI bot): no early parts — a part ends
+    only when the message is full or has grown for `max_age` seconds (0: no limit) — and `show` is given the
+    text of the message being written, censored, as it grows."""
+
+    show: Callable[[str], None]
+    max_age: float = 0.0
+
+
 class Keep(enum.Enum):
     """Leave a stored value as it is — where None already means "clear it"."""
 
@@ -53,6 +63,7 @@ class Turn:
     templates: Templates
     emit: Emit | None = None
     part_limit: int = 2048  # UTF-8 bytes of one part on the message's channel (streamed parts are cut to it)
+    in_place: InPlace | None = None  # the channel shows the answer growing in one message
 
     def reply(self, text: str, *, mode: str | None = None, clear: bool = False) -> Outcome:
         """A reply that leaves everything else as it was (but ends an expired session's context)."""

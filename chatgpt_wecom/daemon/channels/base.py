@@ -14,15 +14,18 @@ stored. The pipeline never names a channel's wire format or tests its name: it a
   from the same `Outgoing`, so a resend after a lost reply is dropped by the transport, not shown twice.
 - Lifecycle: an HTTP channel adds routes to the public app (`add_routes`); a connection channel opens and keeps its
   own connection between `start()` and `stop()`. Every channel reports its `ChannelState`.
+- Answers that grow in place (`capabilities.streams_in_place`): `live_reply(origin)` gives a `LiveReply` the worker
+  shows the answer-so-far on while the model writes; the stored parts are delivered as always, and the channel
+  turns part 0 of an answer into the final state of that live message (the rest are messages of their own).
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
@@ -39,6 +42,7 @@ class Capabilities:
     media_in: frozenset[str]  # what users may send besides text: "voice", "image"
     media_out: frozenset[str]  # what it can send besides text: "image"
     rates: tuple[Rate, ...] = ()  # per recipient; deliveries are paced to stay within them
+    message_max_age: float = 0.0  # seconds one message may keep growing in place (0: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,17 @@ class Inbound:
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """The message an answer answers, as the channel received it: enough to reply to it in place."""
+
+    message_id: str  # the transport's id of it (its `Inbound.dedupe_key`)
+    user_id: str
+    chat: str  # "" or the user's id: the private chat; else a group's id
+    received_at: float  # unix time it was stored
+    payload: Mapping[str, str] = field(default_factory=dict)  # the `Inbound.payload` the channel stored with it
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One stored part, on its way: to whom, what, and what keeps every try of it the same request."""
 
@@ -66,6 +81,34 @@ class Outgoing:
     variant: int  # the same for every try of this part; differs between equal parts to one recipient
     media_ref: str | None = None  # an upload an earlier try made (the channel decides how long it is valid)
     media_at: float | None = None
+    part: int = 0  # its place in the answer: part 0 is the first message (the live one, where the channel has it)
+    origin: Origin | None = None  # the message it answers (None: a message nobody asked for)
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A user's verdict on an answer (the AI bot's 👍/👎). `answer_id` is the id the channel gave the answer: the
+    `Origin.message_id` of the message it answered."""
+
+    answer_id: str
+    user_id: str
+    rating: str  # "good" | "bad" | "cancelled" (a verdict taken back)
+    comment: str = ""
+    reasons: tuple[int, ...] = ()
+
+
+class LiveReply(ABC):
+    """A message shown at once and rewritten as the answer grows. `show` never waits: the channel sends the
+    newest text when the transport is ready and skips what a newer text replaced. The final text arrives as
+    part 0 through `Channel.send`; `close` ends the showing (after the answer is stored, or when it failed)."""
+
+    @abstractmethod
+    def show(self, text: str) -> None:
+        """The answer so far (censored, within the channel's text limit)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """No more `show`s: wait for the frame in flight, stop the sender."""
 
 
 class DeliveryError(Exception):
@@ -111,7 +154,14 @@ class ChannelState:
         self.last_error = error
 
 
-Intake = Callable[["Channel", Inbound], Awaitable[int | None]]  # store, publish, dispatch; None: a duplicate
+class Intake(Protocol):
+    """Where a channel hands what it received (pipeline/intake.py)."""
+
+    async def __call__(self, channel: Channel, message: Inbound, /) -> int | None:
+        """Store, publish, dispatch `message`; its inbox id, or None for a duplicate. Ack the transport after."""
+
+    async def feedback(self, channel: Channel, verdict: Feedback, /) -> None:
+        """Store a user's verdict on an answer (the latest one counts) and tell the operators."""
 
 
 class Channel(ABC):
@@ -141,6 +191,11 @@ class Channel(ABC):
 
     async def stop(self) -> None:  # noqa: B027 - optional
         """Close connections; after this no message is taken in."""
+
+    def live_reply(self, origin: Origin) -> LiveReply | None:
+        """A message that shows the answer to `origin` as it grows, opened now; None where the channel cannot (it
+        does not stream in place, or `origin` came before a restart and its reply handle is gone)."""
+        return None
 
     @abstractmethod
     async def send(self, message: Outgoing) -> str | None:

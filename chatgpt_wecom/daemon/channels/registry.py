@@ -13,21 +13,26 @@ import aiohttp
 
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.channels.base import Channel
-from chatgpt_wecom.daemon.channels.retry import RetryPolicy
+from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy, RetryPolicy
 from chatgpt_wecom.daemon.channels.wecom import check as wecom_check
 from chatgpt_wecom.daemon.channels.wecom.channel import WeComApp
 
 Misconfiguration = Callable[[str, str, str], None]  # (what, message, hint)
 
-CHANNELS: tuple[type[WeComApp], ...] = (WeComApp,)
+CHANNELS: tuple[type[WeComApp], ...] = (WeComApp,)  # and the connection channels, in the order they start
 CHECKS = {WeComApp.name: wecom_check.check}  # `chatgpt-wecom check`: each channel's one call to its platform
 
 
 def configured_channels(
-    settings: Settings, http: aiohttp.ClientSession, retry: RetryPolicy, misconfigured: Misconfiguration
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    retry: RetryPolicy,
+    misconfigured: Misconfiguration,
+    connection: ConnectionPolicy | None = None,
 ) -> list[Channel]:
     """A channel for every one whose credentials are set, in `CHANNELS` order."""
-    return [kind(settings, http, retry, misconfigured) for kind in CHANNELS if kind.configured(settings)]
+    conn = connection or ConnectionPolicy()
+    return [kind(settings, http, retry, misconfigured, conn) for kind in CHANNELS if kind.configured(settings)]
 
 
 def max_body(channels: list[Channel]) -> int:

@@ -24,3 +24,22 @@ class RetryPolicy:
         """Seconds to wait before retry number ``retry`` (1, 2, …): exponential, capped, with jitter."""
         ceiling = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography
+
+
+@dataclass(frozen=True)
+class ConnectionPolicy:
+    """How a connection channel (a WebSocket the daemon dials out on) keeps its connection: heartbeat, dead
+    connection detection, reconnect backoff. Production defaults; tests shrink them."""
+
+    heartbeat: float = 30.0  # seconds between the channel's own pings
+    missed_pongs: int = 2  # pings unanswered in a row before the connection counts as dead
+    idle_timeout: float = 90.0  # no frame at all for this long: dead (a channel whose server pings)
+    ack_timeout: float = 5.0  # seconds to wait for the server to acknowledge one frame
+    first_backoff: float = 1.0  # seconds before the first reconnect; doubling with ±20 % jitter …
+    max_backoff: float = 30.0  # … up to this
+    frame_interval: float = 0.7  # at least this long between two updates of one message growing in place
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait before reconnect number `failures` (1, 2, …): exponential, capped, ±20 % jitter."""
+        ceiling = min(self.max_backoff, self.first_backoff * 2.0 ** (failures - 1))
+        return ceiling * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography

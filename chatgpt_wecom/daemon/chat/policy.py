@@ -11,6 +11,7 @@ WeCom UserIDs are case-insensitive, so membership is too. An entry is a plain id
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -56,6 +57,20 @@ class AccessLists:
 
     def unlimited(self, user: str, namespace: str | None = None) -> bool:
         return self.is_admin(user, namespace) or self.has("vip", user, namespace)
+
+
+def chat_refusal(chat_type: str, allow_groups: Sequence[str], *, private: bool, chat: str, title: str = "",
+                 admin: bool = False) -> str | None:  # fmt: skip
+    """Why the bot does not answer in this chat ("private" | "group" | "group_not_allowed"), or None: it does.
+    `chat_type` is chatgpt-dingtalk's: "0" both, "1" private chats only, "2" groups only; `allow_groups`, when not
+    empty, names the groups (by id, or by title where the platform gives one) — admins may use any group."""
+    if private:
+        return "private" if chat_type == "2" else None
+    if chat_type == "1":
+        return "group"
+    if allow_groups and not admin and chat not in allow_groups and (not title or title not in allow_groups):
+        return "group_not_allowed"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,14 @@ def unsupported_message(msg_type: str) -> str:
     return f"暂时只支持文字消息，收到的{kinds.get(msg_type, '这类消息')}没有处理。"
 
 
+def chat_refused(reason: str) -> str:
+    """Why the bot does not answer here (`policy.chat_refusal`)."""
+    return {
+        "private": "这里只在群聊中回答问题，请在群里 @我 提问。",
+        "group": "这里只在私聊中回答问题，请直接私聊我。",
+    }.get(reason, "本群还没有开通机器人，请联系管理员。")
+
+
 def admins_only() -> str:
     return "只有管理员可以使用这个命令。"
 

@@ -16,12 +16,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chatgpt_wecom.daemon.channels.base import Channel, Outgoing, Rejected, RetryLater
+from chatgpt_wecom.daemon.channels.base import Channel, Origin, Outgoing, Rejected, RetryLater
 from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.pacing import Pacer, Rate
@@ -165,8 +166,13 @@ class Deliverer:
     @staticmethod
     def _outgoing(part: Part) -> Outgoing:
         assert part.variant is not None  # set by start_attempt
+        origin = Origin(
+            message_id=part.message_key.removeprefix(f"{part.channel}:"), user_id=part.user_id, chat=part.chat,
+            received_at=part.received_at, payload=json.loads(part.payload),
+        )  # fmt: skip
         return Outgoing(user_id=part.user_id, chat=part.chat, kind=part.msg_type, content=part.content,
-                        variant=part.variant, media_ref=part.media_id, media_at=part.media_at)  # fmt: skip
+                        variant=part.variant, media_ref=part.media_id, media_at=part.media_at, part=part.part,
+                        origin=origin)  # fmt: skip
 
     async def _pause(self, seconds: float) -> None:
         try:

@@ -5,6 +5,7 @@ Every channel, the playground and the resume after a restart come through here:
   collide and a transport's retry of one message is stored once (also across restarts).
 - `await intake(channel, message)` returns only once the row is committed: a channel acks its transport after it
   returns — persist before ack. It returns the new row's id, or None for a duplicate (ack it, do nothing else).
+- A user's verdict on an answer (`feedback`) is stored (the latest counts) and announced as a `feedback` event.
 - A lane per person (the dispatcher runs lanes in parallel): every conversation keeps its order, and one person's
   messages on several chats or channels are answered one at a time — a quota check and its count never interleave
   with the same person's other question.
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from chatgpt_wecom.daemon.channels.base import Channel, Inbound
+from chatgpt_wecom.daemon.channels.base import Channel, Feedback, Inbound
 from chatgpt_wecom.daemon.events import EventBus, preview
 from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
+from chatgpt_wecom.daemon.store.feedback import FeedbackStore, Verdict
 from chatgpt_wecom.daemon.store.inbox import InboxRow, InboxStore, NewMessage
 
 
@@ -26,8 +28,16 @@ def lane(namespace: str, user_id: str) -> str:
 
 
 class Intake:
-    def __init__(self, inbox: InboxStore, bus: EventBus, dispatcher: Dispatcher, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        inbox: InboxStore,
+        bus: EventBus,
+        dispatcher: Dispatcher,
+        clock: Callable[[], float],
+        feedback: FeedbackStore,
+    ) -> None:
         self._inbox = inbox
+        self._feedback = feedback
         self._bus = bus
         self._dispatcher = dispatcher
         self._clock = clock
@@ -54,6 +64,16 @@ class Intake:
         )  # fmt: skip
         self._dispatcher.submit(lane(channel.namespace, message.user_id), inbox_id)
         return inbox_id
+
+    async def feedback(self, channel: Channel, verdict: Feedback) -> None:
+        stored = Verdict(
+            channel=channel.name, answer_id=verdict.answer_id, inbox_id=None, namespace=channel.namespace,
+            user_id=verdict.user_id, rating=verdict.rating, comment=verdict.comment, reasons=verdict.reasons,
+            at=self._clock(),
+        )  # fmt: skip
+        inbox_id = await self._feedback.record(stored)
+        self._bus.publish("feedback", user=verdict.user_id, inbox_id=inbox_id, channel=channel.name,
+                          rating=verdict.rating, text=preview(verdict.comment))  # fmt: skip
 
     def resume(self, rows: Iterable[InboxRow]) -> int:
         """Queue messages accepted before a stop and not finished, oldest first; how many."""

@@ -8,6 +8,9 @@
 - A paragraph boundary inside an open code fence is not a boundary: code blocks are not cut mid-way unless
   they alone exceed the limit (then `split_message` closes and reopens the fence).
 - `finish()` returns what is left, split to the limit.
+- For a channel that shows one message growing in place (`in_place`), no paragraph goes early: a part ends when
+  the text reaches the limit, or when the message has grown for `max_age` seconds (then at the last paragraph
+  break, if there is one) — so the in-place message is finished before the platform stops taking updates.
 
 It measures and cuts the text it is given, as given: the responder feeds it text already censored
 (`chat/stream_censor.py`), so a cut cannot separate a sensitive word from its censoring and the limit holds for the
@@ -39,28 +42,49 @@ def _last_boundary(text: str) -> int:
 
 class ProgressiveSplitter:
     def __init__(
-        self, limit: int = 2048, min_interval: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int = 2048,
+        min_interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        in_place: bool = False,
+        max_age: float = 0.0,
     ) -> None:
         self._limit = limit
         self._min_interval = min_interval
         self._clock = clock
+        self._in_place = in_place
+        self._max_age = max_age
         self._buffer = ""
         self._last_sent: float | None = None
+        self._started: float | None = None  # when the message being written began (in place)
         self.parts_sent = 0
 
     def feed(self, delta: str) -> list[str]:
         """Add streamed text; returns the parts ready to send now (often none)."""
         self._buffer += delta
+        if self._started is None:
+            self._started = self._clock()
         ready: list[str] = []
         # Too much waiting: send all but the last piece (which may still grow into a paragraph).
         if len(self._buffer.encode("utf-8")) > self._limit:
             pieces = split_message(self._buffer, self._limit)
             ready, self._buffer = pieces[:-1], pieces[-1]
+        if self._in_place:
+            return self._sent([p for p in ready + self._aged() if p.strip()])
         due = self._last_sent is None or self._clock() - self._last_sent >= self._min_interval
         if due and (cut := _last_boundary(self._buffer)):
             head, self._buffer = self._buffer[:cut], self._buffer[cut:]
             ready += split_message(head.rstrip(), self._limit)
         return self._sent([p for p in ready if p.strip()])
+
+    def _aged(self) -> list[str]:
+        """The in-place message that has grown for `max_age`, ended at its last paragraph break (or whole)."""
+        if self._max_age <= 0 or self._started is None or self._clock() - self._started < self._max_age:
+            return []
+        cut = _last_boundary(self._buffer) or len(self._buffer)
+        head, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return split_message(head.rstrip(), self._limit) if head.strip() else []
 
     def finish(self) -> list[str]:
         """The rest of the answer, split to the limit."""
@@ -74,6 +98,6 @@ class ProgressiveSplitter:
 
     def _sent(self, parts: list[str]) -> list[str]:
         if parts:
-            self._last_sent = self._clock()
+            self._last_sent = self._started = self._clock()
             self.parts_sent += len(parts)
         return parts

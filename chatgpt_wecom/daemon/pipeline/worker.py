@@ -8,7 +8,10 @@ Each step is recorded, so the work resumes where it stopped after a crash:
 - `done`     → nothing left to do.
 
 While an answer streams, each part the responder emits is stored at once and a courier task sends it, so the
-user reads the first paragraph while the model is still writing the rest.
+user reads the first paragraph while the model is still writing the rest. On a channel that shows the answer
+growing in one message (`streams_in_place`), the worker opens that message at once, shows it the text as it grows,
+and checkpoints that text every few seconds (`drafts`): after a stop mid-answer, the user gets what they saw plus
+a note, as for a streamed answer cut off — never a second, different answer.
 
 One answer sends at most `max_parts` messages: past that, the last one says the answer was too long and links to
 the whole of it (a signed history link, where `service_url` is set). A failure this module did not foresee ends in
@@ -23,8 +26,8 @@ import time
 from collections.abc import Callable, Mapping
 
 from chatgpt_wecom.daemon.answer.router import Responder
-from chatgpt_wecom.daemon.answer.turn import KEEP
-from chatgpt_wecom.daemon.channels.base import Channel
+from chatgpt_wecom.daemon.answer.turn import KEEP, InPlace, Outcome
+from chatgpt_wecom.daemon.channels.base import Channel, LiveReply, Origin
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.events import EventBus, preview
 from chatgpt_wecom.daemon.live_settings import LiveSettings
@@ -33,6 +36,7 @@ from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.split import split_message
 from chatgpt_wecom.daemon.store.conversations import ConversationStore, Exchange
 from chatgpt_wecom.daemon.store.db import Database
+from chatgpt_wecom.daemon.store.drafts import DraftStore
 from chatgpt_wecom.daemon.store.inbox import InboxRow, InboxStore
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
 from chatgpt_wecom.daemon.store.usage import UsageStore
@@ -71,6 +75,48 @@ class _Courier:
         self._task.cancel()
 
 
+class _Draft:
+    """The growing text of an in-place answer: shown on the live message while no part is stored yet, and
+    checkpointed every `every` seconds while it changes."""
+
+    def __init__(self, drafts: DraftStore, inbox_id: int, live: LiveReply | None, every: float) -> None:
+        self._drafts = drafts
+        self._inbox_id = inbox_id
+        self._live = live
+        self._every = every
+        self._text = ""
+        self._saved = ""
+        self.showing = True  # until the first part is stored: from then on that part is the live message's end
+        self._closed = asyncio.Event()
+        self._task = asyncio.create_task(self._checkpoints(), name=f"draft:{inbox_id}")
+
+    def show(self, text: str) -> None:
+        self._text = text
+        if self.showing and self._live is not None:
+            self._live.show(text)
+
+    async def _checkpoints(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._closed.wait(), self._every)
+                return
+            except TimeoutError:
+                pass
+            if self._text != self._saved:
+                text = self._text
+                await self._drafts.save(self._inbox_id, text, time.time())
+                self._saved = text
+
+    async def close(self) -> None:
+        """No more showing or checkpoints (a checkpoint being written is finished first)."""
+        if self._closed.is_set():
+            return
+        self._closed.set()  # a checkpoint being written is finished, never cut off mid-way
+        await asyncio.gather(self._task, return_exceptions=True)
+        if self._live is not None:
+            await self._live.close()
+
+
 class _PartBudget:
     """Counts the parts of one answer; past `limit - 1` content parts it keeps no more and remembers the cut."""
 
@@ -97,6 +143,8 @@ class Worker:
         live: LiveSettings,
         channels: Mapping[str, Channel],
         answer_link: Callable[[str], str | None],
+        drafts: DraftStore,
+        checkpoint_every: float = 2.0,
     ) -> None:
         self._db = db
         self._inbox = inbox
@@ -107,6 +155,8 @@ class Worker:
         self._channels = channels
         self._live = live  # reply_format, max_answer_parts, history_link_hours: as in force when read
         self._answer_link = answer_link  # a signed link to a user's history, or None without service_url
+        self._drafts = drafts
+        self._checkpoint_every = checkpoint_every  # seconds between checkpoints of an answer growing in place
 
     def _limit(self, row: InboxRow) -> int:
         return self._channels[row.channel].capabilities.text_limit
@@ -129,6 +179,8 @@ class Worker:
             return
         if row.state == "pending":
             streamed = await self._outbox.stored(row.id)
+            if (draft := await self._drafts.get(row.id)) is not None:
+                streamed.append(draft)  # the message that was growing in place when the daemon stopped
             try:
                 if streamed:
                     await self._interrupted(row, streamed)
@@ -142,17 +194,34 @@ class Worker:
         await self._inbox.mark_done(row.id)
         self._bus.publish("message.done", user=row.user_id, inbox_id=row.id)
 
+    def _in_place(self, row: InboxRow) -> tuple[_Draft, InPlace] | None:
+        """For a channel that shows answers growing in place: the draft of this one (its live message opened now,
+        where the channel can), and how the responder shows it."""
+        channel = self._channels[row.channel]
+        if not channel.capabilities.streams_in_place:
+            return None
+        origin = Origin(
+            message_id=row.dedupe_key.removeprefix(f"{row.channel}:"), user_id=row.user_id,
+            chat=row.chat or row.user_id, received_at=row.received_at, payload=row.payload,
+        )  # fmt: skip
+        draft = _Draft(self._drafts, row.id, channel.live_reply(origin), self._checkpoint_every)
+        return draft, InPlace(draft.show, channel.capabilities.message_max_age)
+
     async def _answer(self, row: InboxRow) -> None:
         emitted = 0
         courier: _Courier | None = None
         max_parts = self._live.settings.max_answer_parts  # as in force when this answer began
         budget = _PartBudget(max_parts)
+        in_place = self._in_place(row)
+        draft = in_place[0] if in_place else None
 
         async def emit(part: str) -> None:
             nonlocal emitted, courier
             pieces = budget.take(split_message(part, self._limit(row)))  # a voice message's note may lead it
             if not pieces:
                 return
+            if draft is not None:
+                draft.showing = False  # the live message ends with this part; the text after it grows unseen
             async with self._db.tx() as conn:
                 await OutboxStore.add_parts(conn, row, self._format(row), pieces, start=emitted)
             emitted += len(pieces)
@@ -160,38 +229,47 @@ class Worker:
             courier.poke()
 
         try:
-            outcome = await self._responder.respond(row, emit, self._limit(row))
+            outcome = await self._responder.respond(row, emit, self._limit(row), in_place[1] if in_place else None)
+            if draft is not None:
+                await draft.close()
             parts = budget.take(split_message(outcome.text, self._limit(row)))
             if budget.cut:
                 hours = self._live.settings.history_link_hours  # the signed link's lifetime, read as it is made
                 parts.append(replies.answer_truncated(self._answer_link(row.user_id), hours))
                 log.info("pipeline: the answer to message %d of %s was cut at %d parts", row.id, row.user_id,
                          max_parts)  # fmt: skip
-            async with self._db.tx() as conn:
-                if outcome.clear_context:
-                    await ConversationStore.clear_context(conn, row.user_id, row.key)
-                if outcome.exchange is not None:
-                    await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
-                await ConversationStore.save_user(conn, row.key, outcome.mode, row.received_at)
-                if outcome.pending_image is not KEEP:
-                    await ConversationStore.set_pending_image(conn, row.key, outcome.pending_image, row.received_at)
-                if outcome.quota_day is not None:
-                    await UsageStore.count(conn, row.user_id, outcome.quota_day, row.namespace)
-                await OutboxStore.add_parts(conn, row, self._format(row), parts, start=emitted)
-                if outcome.image_path is not None:
-                    start = emitted + len(parts)
-                    await OutboxStore.add_parts(conn, row, "image", [outcome.image_path], start=start)
-                await InboxStore.set_state(conn, row.id, "answered")
+            await self._store(row, outcome, parts, emitted)
             if courier is not None:
                 await courier.finish()
         except BaseException:
             if courier is not None:
                 courier.cancel()
+            if draft is not None:
+                await draft.close()
             raise
         shown = outcome.exchange.answer if outcome.exchange and outcome.exchange.answer else outcome.text
         self._bus.publish(
             "reply.stored", user=row.user_id, inbox_id=row.id, parts=emitted + len(parts), text=preview(shown)
         )
+
+    async def _store(self, row: InboxRow, outcome: Outcome, parts: list[str], emitted: int) -> None:
+        """Everything the answer changes, in one transaction: a crash before it leaves no trace."""
+        async with self._db.tx() as conn:
+            if outcome.clear_context:
+                await ConversationStore.clear_context(conn, row.user_id, row.key)
+            if outcome.exchange is not None:
+                await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
+            await ConversationStore.save_user(conn, row.key, outcome.mode, row.received_at)
+            if outcome.pending_image is not KEEP:
+                await ConversationStore.set_pending_image(conn, row.key, outcome.pending_image, row.received_at)
+            if outcome.quota_day is not None:
+                await UsageStore.count(conn, row.user_id, outcome.quota_day, row.namespace)
+            await OutboxStore.add_parts(conn, row, self._format(row), parts, start=emitted)
+            await DraftStore.drop(conn, row.id)
+            if outcome.image_path is not None:
+                start = emitted + len(parts)
+                await OutboxStore.add_parts(conn, row, "image", [outcome.image_path], start=start)
+            await InboxStore.set_state(conn, row.id, "answered")
 
     async def _interrupted(self, row: InboxRow, streamed: list[str]) -> None:
         """A streamed answer was cut off by a stop: finish it honestly instead of answering twice."""
@@ -221,5 +299,6 @@ class Worker:
             await ConversationStore.add_exchange(conn, row.id, exchange)
             start = await OutboxStore.next_part(conn, row.id)
             await OutboxStore.add_parts(conn, row, self._format(row), [note], start=start)
+            await DraftStore.drop(conn, row.id)
             await InboxStore.set_state(conn, row.id, "answered")
         self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(shown))

@@ -54,6 +54,7 @@ class InboxRow:
     channel: str = "wecom"
     namespace: str = "wecom"
     chat: str = ""
+    dedupe_key: str = ""  # "channel:transport id"
 
     @property
     def private(self) -> bool:
@@ -77,6 +78,7 @@ class InboxRow:
             channel=row["channel"],
             namespace=row["namespace"],
             chat=row["chat"],
+            dedupe_key=row["dedupe_key"],
         )
 
 

@@ -36,6 +36,9 @@ class Part:
     media_at: float | None = None
     channel: str = "wecom"
     chat: str = ""  # the recipient: a group's id, or the user's id for a private chat
+    message_key: str = ""  # the answered message's inbox dedupe key ("channel:transport id")
+    received_at: float = 0.0  # when the answered message was stored
+    payload: str = "{}"  # the answered message's payload (JSON)
 
 
 class OutboxStore:
@@ -71,8 +74,10 @@ class OutboxStore:
     async def unsent(self, inbox_id: int) -> list[Part]:
         """Parts still to send for one message, in order."""
         rows = await self._db.fetchall(
-            "SELECT id, inbox_id, part, user_id, msg_type, content, state, attempts, variant, media_id, media_at,"
-            " channel, chat FROM outbox WHERE inbox_id = ? AND state IN ('pending', 'sending') ORDER BY part",
+            "SELECT o.id, o.inbox_id, o.part, o.user_id, o.msg_type, o.content, o.state, o.attempts, o.variant,"
+            " o.media_id, o.media_at, o.channel, o.chat, i.dedupe_key, i.received_at, i.payload"
+            " FROM outbox o JOIN inbox i ON i.id = o.inbox_id"
+            " WHERE o.inbox_id = ? AND o.state IN ('pending', 'sending') ORDER BY o.part",
             (inbox_id,),
         )
         return [Part(*r) for r in rows]

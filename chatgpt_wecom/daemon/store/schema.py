@@ -153,4 +153,26 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO quota_counts (namespace, user_id, day, used) SELECT 'wecom', user_id, day, used FROM quota_usage;
     DROP TABLE quota_usage;
     """,
+    # 8: answers that grow in place (the AI bot) keep a checkpoint of the text shown so far, so a restart can finish
+    #    it honestly; users' verdicts on answers (👍/👎), the latest per answer, linked to the message answered.
+    """
+    CREATE TABLE drafts (
+        inbox_id   INTEGER PRIMARY KEY REFERENCES inbox(id),
+        text       TEXT NOT NULL,                  -- censored, as the user saw it
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE feedback (
+        channel    TEXT NOT NULL,
+        answer_id  TEXT NOT NULL,                  -- the answered message's transport id
+        inbox_id   INTEGER,                        -- that message, where it is still stored
+        namespace  TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        rating     TEXT NOT NULL,                  -- good | bad | cancelled
+        comment    TEXT NOT NULL DEFAULT '',
+        reasons    TEXT NOT NULL DEFAULT '[]',     -- JSON list of the platform's reason codes
+        at         REAL NOT NULL,
+        PRIMARY KEY (channel, answer_id)
+    );
+    CREATE INDEX feedback_inbox ON feedback(inbox_id);
+    """,
 )

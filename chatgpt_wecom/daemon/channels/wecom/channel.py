@@ -28,7 +28,7 @@ from chatgpt_wecom.daemon.channels.base import (
     Rejected,
     RetryLater,
 )
-from chatgpt_wecom.daemon.channels.retry import RetryPolicy
+from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy, RetryPolicy
 from chatgpt_wecom.daemon.channels.wecom.api import (
     DUPLICATE_CHECK_INTERVAL,
     MEMBER_RATES,
@@ -68,7 +68,12 @@ class WeComApp(Channel):
     max_body = MAX_BODY
 
     def __init__(
-        self, settings: Settings, http: aiohttp.ClientSession, retry: RetryPolicy, misconfigured: Misconfiguration
+        self,
+        settings: Settings,
+        http: aiohttp.ClientSession,
+        retry: RetryPolicy,
+        misconfigured: Misconfiguration,
+        connection: ConnectionPolicy | None = None,  # it has none: WeCom calls it
     ) -> None:
         super().__init__()
         self._settings = settings
