@@ -7,7 +7,8 @@ channel is a folder under channels/ and one line in `CHANNELS`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import aiohttp
 
@@ -19,8 +20,31 @@ from chatgpt_wecom.daemon.channels.wecom.channel import WeComApp
 
 Misconfiguration = Callable[[str, str, str], None]  # (what, message, hint)
 
-CHANNELS: tuple[type[WeComApp], ...] = (WeComApp,)  # and the connection channels, in the order they start
-CHECKS = {WeComApp.name: wecom_check.check}  # `chatgpt-wecom check`: each channel's one call to its platform
+
+class ChannelKind(Protocol):
+    """What the registry needs of a channel class: its name, whether a configuration turns it on, how to build it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(
+        self,
+        settings: Settings,
+        http: aiohttp.ClientSession,
+        retry: RetryPolicy,
+        misconfigured: Misconfiguration,
+        connection: ConnectionPolicy,
+        /,
+    ) -> Channel: ...
+
+    @staticmethod
+    def configured(settings: Settings) -> bool: ...
+
+
+CHANNELS: tuple[ChannelKind, ...] = (WeComApp,)  # in the order they start
+CHECKS: dict[str, Callable[[Settings], Awaitable[tuple[bool, str]]]] = {  # `check`: each channel's call to its platform
+    WeComApp.name: wecom_check.check,
+}
 
 
 def configured_channels(
