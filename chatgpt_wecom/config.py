@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     )
 
     # --- DingTalk (chatgpt-dingtalk's keys) ---------------------------------------------------------
-    credentials: list[DingTalkApp] = Field(
+    credentials: Annotated[list[DingTalkApp], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("credentials", "dingtalk_credentials"),
         description='DingTalk apps: a list of {client_id, client_secret} (env DINGTALK_CREDENTIALS="id:secret,…"); '
@@ -483,7 +483,7 @@ def _format_error(err: dict[str, Any]) -> str:
     key = loc.lower()
     description = Settings.model_fields[key].description if key in Settings.model_fields else None
     line = f"{key}: {msg}" if key else msg
-    if key and key not in _SECRET_FIELDS and err.get("type") != "missing" and "input" in err:
+    if key and key.split(".")[0] not in _SECRET_FIELDS and err.get("type") != "missing" and "input" in err:
         line += f" (got {redact_userinfo(str(err['input']))!r})"  # a proxy URL may carry a password
     if description and err.get("type") in {"missing", "value_error", "string_too_short"}:
         line += f" — {description}"

@@ -147,3 +147,65 @@ def test_run_refuses_a_bad_key_with_exit_2_and_one_line(tmp_path: Path) -> None:
     [line] = done.stderr.splitlines()
     assert line.startswith("chatgpt-wecom: config: api_key: must be printable ASCII without spaces, but holds a n")
     assert "ａbcdef" not in done.stderr and "Traceback" not in done.stderr
+
+
+APP_KEYS = ("corp_id", "agent_id", "agent_secret", "receive_msg_token", "receive_msg_key")
+
+
+def write_without_app(tmp_path: Path, **values: object) -> Path:
+    import yaml
+
+    path = tmp_path / "config.yml"
+    base = {k: v for k, v in BASE.items() if k not in APP_KEYS}
+    path.write_text(yaml.safe_dump({**base, **values}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_the_ai_bot_alone_is_a_configuration(tmp_path: Path) -> None:
+    settings = load_settings(write_without_app(tmp_path, wecom_bot_id="aibX", wecom_bot_secret="bot-secret"))
+    assert settings.wecom_bot_on and not settings.wecom_app_on and not settings.dingtalk_on
+    assert settings.wecom_bot_ws_url == "wss://openws.work.weixin.qq.com"
+    assert settings.secrets_set() == {"api_key": True, "azure_openai_token": False, "wecom_bot_secret": True}
+
+
+def test_half_a_channel_names_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write_without_app(tmp_path, wecom_bot_id="aibX"))
+    assert [line.split(":")[0] for line in err.value.lines] == ["wecom_bot_secret"]
+    with pytest.raises(ConfigError) as err:
+        load_settings(write_without_app(tmp_path))  # no channel at all: the app's keys are what is missing
+    assert [line.split(":")[0] for line in err.value.lines] == list(APP_KEYS)
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            write_without_app(tmp_path, wecom_bot_id="aibX", wecom_bot_secret="s", wecom_bot_ws_url="http://x")
+        )
+    assert err.value.lines[0].startswith("wecom_bot_ws_url: must be a URL starting with ws:// or wss://")
+
+
+def test_dingtalk_credentials_from_the_file_or_the_go_projects_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apps = [{"client_id": "dingA", "client_secret": "secret-a"}]
+    settings = load_settings(write_without_app(tmp_path, credentials=apps, chat_type=2, allow_groups="g1, 研发群"))
+    assert settings.dingtalk_on and [a.client_id for a in settings.credentials] == ["dingA"]
+    assert settings.chat_type == "2" and settings.allow_groups == ["g1", "研发群"]
+    assert settings.run_mode == "stream" and not settings.stream_mode
+    assert "secret-a" in settings.secret_values() and "secret-a" not in repr(settings)
+
+    monkeypatch.setenv("DINGTALK_CREDENTIALS", "dingB:secret-b, dingC:secret-c")
+    monkeypatch.setenv("RUN_MODE", "http")
+    settings = load_settings(write_without_app(tmp_path))
+    assert [a.client_id for a in settings.credentials] == ["dingB", "dingC"] and settings.run_mode == "http"
+    assert settings.credentials[1].client_secret.get_secret_value() == "secret-c"
+
+    monkeypatch.setenv("DINGTALK_CREDENTIALS", "dingB-without-secret")
+    with pytest.raises(ConfigError) as err:
+        load_settings(write_without_app(tmp_path))
+    assert err.value.lines[0].startswith("credentials: ")
+
+
+def test_a_bad_dingtalk_secret_is_named_never_shown(tmp_path: Path) -> None:
+    apps = [{"client_id": "dingA", "client_secret": "has a space"}]
+    with pytest.raises(ConfigError) as err:
+        load_settings(write_without_app(tmp_path, credentials=apps))
+    assert err.value.lines[0].startswith("credentials.0.client_secret: ") and "has a space" not in str(err.value)

@@ -70,6 +70,7 @@ class Tuning:
     member_rates: tuple[Rate, ...] | None = None  # per recipient, instead of each channel's own (None: the channel's)
     clock: Callable[[], float] = time.time  # "now" for received messages, quotas and usage
     listener: ListenerLimits = field(default_factory=ListenerLimits)  # the public port's timeouts and cap
+    checkpoint_every: float = 2.0  # seconds between checkpoints of an answer growing in place
 
 
 class Services:
@@ -149,6 +150,7 @@ class Services:
         self.worker = Worker(
             self.db, self.inbox, self.outbox, self.responder, self.deliverer, self.bus,
             live=self.live, channels=self.channels, answer_link=self.history_links.link, drafts=self.drafts,
+            checkpoint_every=t.checkpoint_every,
         )  # fmt: skip
         self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
         self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock, self.feedback)

@@ -179,11 +179,10 @@ class Worker:
             return
         if row.state == "pending":
             streamed = await self._outbox.stored(row.id)
-            if (draft := await self._drafts.get(row.id)) is not None:
-                streamed.append(draft)  # the message that was growing in place when the daemon stopped
+            draft = await self._drafts.get(row.id)  # the message that was growing in place when the daemon stopped
             try:
-                if streamed:
-                    await self._interrupted(row, streamed)
+                if streamed or draft:
+                    await self._interrupted(row, streamed, draft)
                 else:
                     await self._answer(row)
             except (Postponed, asyncio.CancelledError):
@@ -271,11 +270,15 @@ class Worker:
                 await OutboxStore.add_parts(conn, row, "image", [outcome.image_path], start=start)
             await InboxStore.set_state(conn, row.id, "answered")
 
-    async def _interrupted(self, row: InboxRow, streamed: list[str]) -> None:
-        """A streamed answer was cut off by a stop: finish it honestly instead of answering twice."""
+    async def _interrupted(self, row: InboxRow, streamed: list[str], draft: str | None) -> None:
+        """A streamed answer was cut off by a stop: finish it honestly instead of answering twice. The text that
+        was growing in place (`draft`, not stored as a part) ends the message it was shown in, with the note."""
         log.info("pipeline: message %d of %s was cut off mid-answer; sending what was stored", row.id, row.user_id)
-        partial = "\n\n".join(streamed)
-        await self._close_with_note(row, partial, "interrupted by a restart", replies.answer_interrupted(), partial)
+        partial = "\n\n".join([*streamed, *([draft] if draft else [])])
+        note = replies.answer_interrupted()
+        if draft:
+            note = f"{draft}\n\n{note}"
+        await self._close_with_note(row, partial, "interrupted by a restart", note, partial)
 
     async def _failed(self, row: InboxRow, exc: Exception) -> None:
         """Something unforeseen broke while answering: apologise once, record the error, tell the operator."""
@@ -298,7 +301,8 @@ class Worker:
         async with self._db.tx() as conn:
             await ConversationStore.add_exchange(conn, row.id, exchange)
             start = await OutboxStore.next_part(conn, row.id)
-            await OutboxStore.add_parts(conn, row, self._format(row), [note], start=start)
+            notes = split_message(note, self._limit(row))  # a draft and the note may not fit one message
+            await OutboxStore.add_parts(conn, row, self._format(row), notes, start=start)
             await DraftStore.drop(conn, row.id)
             await InboxStore.set_state(conn, row.id, "answered")
         self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(shown))

@@ -32,3 +32,18 @@ def test_the_day_ends_at_local_midnight() -> None:
     assert str(local_day(before + 120, SHANGHAI)) == "2026-11-22"
     assert next_midnight(before, SHANGHAI) == datetime(2026, 11, 22, tzinfo=SHANGHAI)
     assert month_start(before, SHANGHAI) == datetime(2026, 11, 1, tzinfo=SHANGHAI).timestamp()
+
+
+def test_chat_type_and_allow_groups_decide_where_the_bot_answers() -> None:
+    from chatgpt_wecom.daemon.chat.policy import chat_refusal
+
+    assert chat_refusal("0", [], private=True, chat="alice") is None
+    assert chat_refusal("0", [], private=False, chat="g1") is None
+    assert chat_refusal("1", [], private=False, chat="g1") == "group"
+    assert chat_refusal("2", [], private=True, chat="alice") == "private"
+    assert chat_refusal("2", ["g1"], private=False, chat="g1") is None
+    assert chat_refusal("0", ["g1"], private=False, chat="g2") == "group_not_allowed"
+    assert chat_refusal("0", ["研发群"], private=False, chat="cid==", title="研发群") is None  # DingTalk: by title
+    assert chat_refusal("0", ["g1"], private=False, chat="g2", admin=True) is None  # admins may use any group
+    assert chat_refusal("1", ["g1"], private=False, chat="g1", admin=True) == "group"  # chat_type is for everyone
+    assert chat_refusal("0", ["g1"], private=True, chat="alice") is None  # allow_groups is about groups only

@@ -95,3 +95,31 @@ def test_parts_fit_the_limit_after_censoring() -> None:
     parts = censored_parts(WordFilter(["a"]), ["a" * 7] * 30, limit=64)
     assert all(len(p.encode()) <= 64 for p in parts)
     assert "".join(parts) == REPLACEMENT * 210
+
+
+def test_in_place_nothing_goes_early_until_the_message_is_full() -> None:
+    clock = Clock()
+    s = ProgressiveSplitter(limit=64, clock=clock, in_place=True)
+    assert s.feed("第一段写完了。\n\n第二段") == []  # a finished paragraph is shown in place, not sent
+    clock.now += 100
+    assert s.feed("也写完了。\n\n") == []
+    parts = s.feed("第三段让消息超过六十个字节了。")
+    assert parts and all(len(p.encode()) <= 64 for p in parts)
+    assert (
+        "".join([*parts, s.pending]).replace("\n", "") == "第一段写完了。第二段也写完了。第三段让消息超过六十个字节了。"
+    )
+
+
+def test_in_place_a_message_grown_for_max_age_ends_at_its_last_paragraph() -> None:
+    clock = Clock()
+    s = ProgressiveSplitter(limit=10_000, clock=clock, in_place=True, max_age=300.0)
+    assert s.feed("开头。\n\n") == []
+    clock.now = 299.0
+    assert s.feed("第二段写到一半") == []
+    clock.now = 300.0
+    assert s.feed("，还在写") == ["开头。"]  # ended at the paragraph break; the half-written one starts the next
+    assert s.pending == "第二段写到一半，还在写"
+    clock.now = 599.0
+    assert s.feed("。") == []  # the next message's age counts from its own start
+    clock.now = 600.5
+    assert s.feed("再来") == ["第二段写到一半，还在写。再来"]  # no break to end at: the whole of it
