@@ -167,6 +167,7 @@ def _status_lines(s: p.Status) -> list[str]:
         ("token", token_text),
         ("pipeline", f"{s.queue_depth} queued or in progress, {s.open_messages} not finished"),
         ("today", f"{s.users_today} users, {s.questions_today} questions, {s.messages_today} messages"),
+        ("rated answers", f"{s.feedback.get('good', 0)} good, {s.feedback.get('bad', 0)} bad"),
         ("secrets", ", ".join(f"{k} {'set' if v else 'unset'}" for k, v in sorted(s.secrets.items()))),
         ("config", s.config_path or "(none: environment only)"),
         ("data dir", s.data_dir),

@@ -71,6 +71,7 @@ class Status(BaseModel):
     users_today: int
     questions_today: int
     messages_today: int
+    feedback: dict[str, int] = {}  # answers users rated: {"good": n, "bad": m} (the AI bot's 👍/👎)
     secrets: dict[str, bool]  # which secrets are set — never their values
     last_errors: list[Event]
     config_path: str | None
@@ -94,6 +95,7 @@ class Exchange(BaseModel):
     answered_at: float | None
     namespace: str = "wecom"  # whose user id (the WeCom app and AI bot share "wecom")
     chat: str = ""  # where it was asked: the user's id for a private chat, else a group's id
+    feedback: str | None = None  # the user's verdict on the answer (the AI bot's 👍/👎): "good" | "bad"
 
 
 class ExchangePage(BaseModel):

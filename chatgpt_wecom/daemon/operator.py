@@ -181,6 +181,7 @@ class Operator:
             open_messages=await services.inbox.count_open(),
             users_today=users,
             questions_today=questions,
+            feedback=await services.feedback.counts(),
             messages_today=messages,
             secrets=s.secrets_set(),
             last_errors=[protocol.Event(seq=e.seq, kind=e.kind, at=e.at, data=e.data) for e in self._bus.recent_errors],

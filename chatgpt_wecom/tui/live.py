@@ -17,6 +17,9 @@ from chatgpt_wecom.tui.formats import duration
 LIMIT = 500  # rows kept; older ones are evicted
 
 
+FEEDBACK_MARKS = {"good": " 👍", "bad": " 👎"}  # a user's verdict on an answer, as a row shows it
+
+
 @dataclass(slots=True)
 class LiveRow:
     """What is known about one message so far."""
@@ -38,6 +41,7 @@ class LiveRow:
     sent: int = 0
     state: str = "received"
     error: str | None = None
+    feedback: str | None = None  # the user's verdict on the answer: "good" | "bad" (None: none, or taken back)
 
 
 @dataclass(slots=True)
@@ -95,6 +99,8 @@ class LiveLog:
     def _row(self, inbox_id: int, event: Event) -> LiveRow | None:
         row = self.rows.get(inbox_id)
         if row is None:
+            if event.kind == "feedback":  # a verdict on an answer this log never showed: nothing to mark
+                return None
             if event.kind != "message.received" and inbox_id <= self._evicted_upto:
                 return None
             row = LiveRow(inbox_id=inbox_id, user=str(event.data.get("user", "")), at=event.at)
@@ -136,6 +142,9 @@ def _apply(row: LiveRow, kind: str, data: dict[str, Any]) -> None:
     elif kind == "error":
         row.error = str(data.get("error", ""))
         row.state = "error"
+    elif kind == "feedback":
+        rating = data.get("rating")
+        row.feedback = rating if rating in ("good", "bad") else None
 
 
 def _number(value: Any) -> float | None:

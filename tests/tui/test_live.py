@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Static
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.channels.base import Feedback
 from chatgpt_wecom.tui import make_app
 from chatgpt_wecom.tui.connection import LinkDown
 from chatgpt_wecom.tui.screens.live import LiveScreen
@@ -189,3 +190,40 @@ def _hook(message: object, toasts: list[str], downs: list[LinkDown]) -> None:
         toasts.append(message.notification.message)
     elif isinstance(message, LinkDown):
         downs.append(message)
+
+
+async def test_a_users_verdict_on_an_answer_shows_in_live_history_and_status(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    memory = MemoryChannel()
+    settings = make_settings(tmp_path, wecom, model)
+    async with DaemonRunner(settings, extra_channels=[memory]) as daemon:
+        services = daemon.services
+        assert services is not None
+        app = tui(settings.socket_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            inbox_id = await memory.receive("bob", "值得一个赞吗")
+            page = live_page(app)
+            rows = page.log_rows.rows
+            await wait_for(pilot, lambda: inbox_id in rows and rows[inbox_id].state == "done", "the answer")
+            row = await services.inbox.get(inbox_id)
+            assert row is not None
+            answer_id = row.dedupe_key.removeprefix("memory:")
+            await services.intake.feedback(memory, Feedback(answer_id=answer_id, user_id="bob", rating="bad"))
+            await wait_for(pilot, lambda: rows[inbox_id].feedback == "bad", "the verdict")
+            table = page.query_one(DataTable)
+            assert str(table.get_row_at(0)[5]) == "done 👎"
+            async with ControlClient(settings.socket_path) as client:
+                status = await client.status()
+                [exchange] = await client.history("bob")
+            assert status.feedback == {"good": 0, "bad": 1} and exchange.feedback == "bad"
+            await pilot.press("7")
+            await wait_for(pilot, lambda: "👍 0 · 👎 1" in screen_text(app), "the count on Status")
+
+            # Taken back: no longer counted, no longer marked.
+            await services.intake.feedback(memory, Feedback(answer_id=answer_id, user_id="bob", rating="cancelled"))
+            await wait_for(pilot, lambda: rows[inbox_id].feedback is None, "the verdict taken back")
+            async with ControlClient(settings.socket_path) as client:
+                assert (await client.status()).feedback == {"good": 0, "bad": 0}
+                assert (await client.history("bob"))[0].feedback is None

@@ -23,18 +23,21 @@ class StoredExchange:
     answered_at: float | None
     namespace: str
     chat: str
+    feedback: str | None = None  # the user's standing verdict on the answer: good | bad
 
     @classmethod
     def from_row(cls, r: Row) -> StoredExchange:
         return cls(
             r["id"], r["user_id"], r["mode"], r["question"], r["answer"], r["error"], r["model"],
             r["prompt_tokens"], r["completion_tokens"], r["asked_at"], r["answered_at"], r["namespace"], r["chat"],
+            r["feedback"],
         )  # fmt: skip
 
 
 _COLUMNS = (
     "id, user_id, mode, question, answer, error, model, prompt_tokens, completion_tokens, asked_at, answered_at,"
-    " namespace, chat"
+    " namespace, chat, (SELECT f.rating FROM feedback f WHERE f.inbox_id = exchanges.inbox_id"
+    " AND f.rating != 'cancelled') AS feedback"
 )
 
 

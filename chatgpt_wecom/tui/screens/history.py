@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.channel_text import exchange_where
 from chatgpt_wecom.tui import formats as fmt
+from chatgpt_wecom.tui.live import FEEDBACK_MARKS
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog, PromptDialog
 from chatgpt_wecom.visible import visible
@@ -115,6 +116,8 @@ class HistoryScreen(OperatorScreen):
             text.append(where, "magenta")
             text.append(" · ", "dim")
         text.append(f"{used} tokens", "dim")
+        if x.feedback in FEEDBACK_MARKS:
+            text.append(f" · rated{FEEDBACK_MARKS[x.feedback]}", "dim")
         text.append("\nQ: ", "bold cyan")
         text.append(visible(x.question, multiline=True))
         text.append("\nA: ", "bold green")

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, Label, Static
 from chatgpt_wecom.channel_text import group_of, message_from
 from chatgpt_wecom.protocol import Event
 from chatgpt_wecom.tui import formats as fmt
-from chatgpt_wecom.tui.live import LIMIT, LiveLog, LiveRow
+from chatgpt_wecom.tui.live import FEEDBACK_MARKS, LIMIT, LiveLog, LiveRow
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.visible import visible
 
@@ -113,6 +113,7 @@ class LiveScreen(OperatorScreen):
     def _cells(self, row: LiveRow) -> tuple[Text, ...]:
         """The row's cells, as Text: DataTable parses plain strings as markup, and these come from WeCom users."""
         state = row.state if row.error is None or row.state in ("error", "failed") else f"{row.state} ⚠"
+        state += FEEDBACK_MARKS.get(row.feedback or "", "")
         question = fmt.one_line(row.question, 60) if row.msg_type == "text" else f"[{visible(row.msg_type)}]"
         user = visible(row.user) + (" ▶" if row.source == "playground" else "")
         where = Text(message_from(row.channel, row.chat, row.user), no_wrap=True)
@@ -147,6 +148,8 @@ class LiveScreen(OperatorScreen):
         head = visible(f"#{row.inbox_id} {row.user} · {where} · {row.mode or '…'} · {row.state}")
         if row.error:
             head += f" · error: {visible(row.error)}"
+        if row.feedback:
+            head += f" · rated{FEEDBACK_MARKS[row.feedback]}"
         question = visible(row.question, multiline=True)
         answer = visible(row.answer, multiline=True) if row.answer is not None else "…"
         detail.update(f"{head}\nQ: {question}\nA: {answer}", layout=False)
