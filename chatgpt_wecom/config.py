@@ -217,6 +217,13 @@ class Settings(BaseSettings):
         "model_timeout.",
     )
     model_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed model call.")
+    max_concurrent_answers: int = Field(
+        500,
+        ge=1,
+        le=5000,
+        description="Answers being written at once (each waits on the model); more wait their turn, each person's "
+        "messages in order. High, so that a burst of colleagues is answered at the model's pace, not the daemon's.",
+    )
 
     # --- the WeCom AI bot (智能机器人, long connection) ----------------------------------------------
     wecom_bot_id: str = Field("", description="智能机器人 → API 模式 → 长连接: the BotID (turns the AI bot on).")

@@ -34,7 +34,6 @@ AGENT_ID = 1000002
 MSG_IDS = itertools.count(1_000_000)  # unique MsgIds across daemons: a repeated MsgId is (rightly) a WeCom retry
 
 FAST = Tuning(
-    concurrency=16,
     shutdown_grace=5.0,
     http_retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=2.0, config_error_cooldown=0.5),
     delivery=DeliveryPolicy(first_pause=0.05, max_pause=0.2, give_up_after=30.0),

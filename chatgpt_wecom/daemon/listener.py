@@ -53,11 +53,12 @@ class ListenerLimits:
     header_timeout: float = 5.0  # seconds to send complete request headers
     body_timeout: float = 10.0  # seconds from complete headers to a complete body (callbacks are ≤ 64 KB)
     keepalive_timeout: float = 15.0  # seconds an idle keep-alive connection stays open
-    # Descriptors kept for all but the public connections: the WeCom client (aiohttp's pool: ≤ 100), the model
-    # client (about one per answer in flight: 32), SQLite (two connections and their WAL files: ~8), the control
-    # socket and its clients (~32), stdio, the log, epoll and asyncio's self-pipe (~10), and room to spare. Never
-    # more than half the limit, so that a low limit still leaves some connections.
-    reserve: int = 256
+    # Descriptors kept for all but the public connections: the channels' clients (aiohttp's pool: ≤ 100), SQLite
+    # (two connections and their WAL files: ~8), the control socket and its clients (~32), stdio, the log, epoll
+    # and asyncio's self-pipe (~10), and room to spare — plus one per answer in flight (the model client's
+    # connection), added at start from max_concurrent_answers. Never more than half the limit, so that a low limit
+    # still leaves some connections.
+    reserve: int = 224
     nofile: int = 65536  # the soft RLIMIT_NOFILE is raised to this at start, if the hard limit allows
     max_connections: int | None = None  # None: from RLIMIT_NOFILE and `reserve`; tests set a number
     evict_after: float = 0.25  # at the cap, a connection in the same state this long may be closed for a new one

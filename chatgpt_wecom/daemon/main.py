@@ -13,6 +13,7 @@ worse than kill -9 — what was in progress is finished after the next start.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -107,9 +108,10 @@ async def serve(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    listener = PublicListener(
-        make_web_app(services), services.tuning.listener, access_log=None, handle_signals=False, shutdown_timeout=5.0
-    )
+    limits = services.tuning.listener
+    limits = dataclasses.replace(limits, reserve=limits.reserve + settings.max_concurrent_answers)  # model sockets
+    web_app = make_web_app(services)
+    listener = PublicListener(web_app, limits, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     try:
         await control.setup()
         await start_control_site(control, settings.socket_path)

@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 class Tuning:
     """Knobs that are not configuration keys: defaults for production, changed by tests and benchmarks."""
 
-    concurrency: int = 32
     shutdown_grace: float = 20.0
     http_retry: RetryPolicy = field(default_factory=RetryPolicy)  # the channels' API clients
     connection: ConnectionPolicy = field(default_factory=ConnectionPolicy)  # the connection channels' WebSockets
@@ -152,7 +151,7 @@ class Services:
             live=self.live, channels=self.channels, answer_link=self.history_links.link, drafts=self.drafts,
             checkpoint_every=t.checkpoint_every,
         )  # fmt: skip
-        self.dispatcher = Dispatcher(self.worker.process, self.bus, t.concurrency)
+        self.dispatcher = Dispatcher(self.worker.process, self.bus, s.max_concurrent_answers)
         self.intake = Intake(self.inbox, self.bus, self.dispatcher, t.clock, self.feedback)
         stack.push_async_callback(self.drain)  # the first thing closing does
         self.operator = Operator(self)

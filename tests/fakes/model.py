@@ -240,6 +240,8 @@ class FakeModel:
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self.in_flight = 0  # requests being answered now
+        self.peak_in_flight = 0  # the most ever answered at once
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -369,6 +371,14 @@ class FakeModel:
 
     # --- serving -------------------------------------------------------------------------------------
     async def _handle(self, http: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._serve(http)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, http: web.Request) -> web.StreamResponse:
         files: list[UploadedFile] = []
         payload: Any
         if http.content_type.startswith("multipart/"):
