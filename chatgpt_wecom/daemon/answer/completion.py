@@ -4,6 +4,10 @@ Streaming: the text is censored as it arrives (`StreamCensor`: a word split acro
 the splitter cuts the censored text into parts, each emitted as soon as it is released — so a cut never separates
 a word from its censoring and every part fits the limit as sent. The words are read from the live policy at every
 step: an admin may change them meanwhile. A stream that fails after parts went out raises `CutOff` with the rest.
+
+When the provider rate-limits and the answer has to wait its turn (`model/pace.py`), the user is told once: in the
+growing message where the channel has one, else — for a wait of `BUSY_NOTE_AFTER` seconds or more, on a channel
+that sends parts — as a short first part.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 import asyncio
 
 from chatgpt_wecom.daemon.answer.turn import Emit, InPlace
+from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.chat.stream_censor import StreamCensor
 from chatgpt_wecom.daemon.live_policy import LivePolicy
 from chatgpt_wecom.daemon.media.images import read_image
-from chatgpt_wecom.daemon.model.client import Completion, ModelClient, ModelError, ModelUnavailableError
+from chatgpt_wecom.daemon.model.client import Completion, ModelClient, ModelError, ModelUnavailableError, Waiting
 from chatgpt_wecom.daemon.pipeline.progressive import ProgressiveSplitter
 
 STREAM_LIMIT = 600.0  # seconds one streamed answer may take in all
+BUSY_NOTE_AFTER = 10.0  # a wait for a rate-limited provider this long is worth a message of its own
 
 
 class CutOff(Exception):
@@ -47,12 +53,15 @@ class Completer:
         """The model's answer and the part of it still to send, censored. With `image`, the vision model answers
         (never streamed); with `emit` and `stream`, finished parts are emitted while the model writes (and with
         `in_place`, the message being written is shown as it grows)."""
+        waiting = _busy_note(emit, in_place)
         if image is not None:
             data, content_type = await read_image(image)
-            completion = await self._model.describe(messages, data, content_type, max_tokens=max_tokens)
+            completion = await self._model.describe(
+                messages, data, content_type, max_tokens=max_tokens, waiting=waiting
+            )
             return completion, self._policy.words.censor(completion.text.strip())
         if emit is None or not stream:
-            completion = await self._model.complete(messages, max_tokens=max_tokens)
+            completion = await self._model.complete(messages, max_tokens=max_tokens, waiting=waiting)
             return completion, self._policy.words.censor(completion.text.strip())
         if in_place is None:
             splitter = ProgressiveSplitter(limit)
@@ -65,7 +74,7 @@ class Completer:
             # more text (both in the model client); this bounds the whole answer (a slot is held meanwhile).
             async with (
                 asyncio.timeout(STREAM_LIMIT),
-                self._model.stream(messages, max_tokens=max_tokens) as answer,
+                self._model.stream(messages, max_tokens=max_tokens, waiting=waiting) as answer,
             ):
                 async for delta in answer:
                     received.append(delta)
@@ -88,3 +97,22 @@ class Completer:
     def _rest(self, splitter: ProgressiveSplitter, censor: StreamCensor) -> str:
         """What a stream left unsent, censored: the splitter's pending text and the censor's held-back tail."""
         return splitter.pending + censor.finish(self._policy.words)
+
+
+def _busy_note(emit: Emit | None, in_place: InPlace | None) -> Waiting:
+    """Tells the user, once, that their answer waits for a rate-limited provider."""
+    told = False
+
+    async def waiting(seconds: float) -> None:
+        nonlocal told
+        if told:
+            return
+        if in_place is not None:
+            in_place.show(replies.provider_busy(seconds))
+        elif emit is not None and seconds >= BUSY_NOTE_AFTER:
+            await emit(replies.provider_busy(seconds))
+        else:
+            return
+        told = True
+
+    return waiting

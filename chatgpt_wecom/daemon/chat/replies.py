@@ -30,6 +30,11 @@ def model_unavailable() -> str:
     return "抱歉，现在没能得到回答，请稍后再试。"
 
 
+def provider_busy(seconds: float) -> str:
+    wait = f"约 {round(seconds)} 秒" if seconds >= 1 else "片刻"
+    return f"⏳ 模型服务繁忙，你的问题正在排队，{wait}后开始回答。"
+
+
 def answer_interrupted() -> str:
     return "（回答在服务重启时中断了，以上是已生成的部分。请重新提问以获得完整回答。）"
 

@@ -26,6 +26,7 @@ __all__ = [
     "ModelError",
     "ModelTimeoutError",
     "ModelUnavailableError",
+    "RateLimitedError",
     "chat_completion",
 ]
 
@@ -62,6 +63,26 @@ class ModelUnavailableError(ModelError):
 
 class ModelTimeoutError(ModelUnavailableError):
     """The endpoint did not answer in time: not even starting within first_token_timeout, or past model_timeout."""
+
+
+class RateLimitedError(ModelUnavailableError):
+    """The endpoint said "too many requests" (HTTP 429, not an exhausted quota); `retry_after`: seconds it asked
+    to wait, where it said (Retry-After / retry-after-ms)."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after(response: httpx2.Response | None) -> float | None:
+    """Seconds a response asks to wait: `retry-after-ms`, or `retry-after` in seconds (an HTTP date is ignored)."""
+    headers = response.headers if response is not None else {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers[name]) * scale)
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 class ContentPolicyError(ModelError):
@@ -139,7 +160,9 @@ class ErrorMapper:
         if isinstance(exc, openai.NotFoundError):
             return ModelUnavailableError(f"{where} answered HTTP 404{code}; check {key}")
         if isinstance(exc, openai.RateLimitError):
-            return ModelUnavailableError(f"{where} is rate limiting or out of quota (HTTP 429{code})")
+            if exc.code == "insufficient_quota" or mentions(exc, "insufficient_quota"):
+                return ModelUnavailableError(f"{where} says the account is out of quota (HTTP 429{code})")
+            return RateLimitedError(f"{where} is rate limiting (HTTP 429{code})", retry_after(exc.response))
         if status >= 500:
             return ModelUnavailableError(f"{where} failed with HTTP {status}{code}")
         return ModelUnavailableError(f"{where} rejected the request (HTTP {status}{code})")

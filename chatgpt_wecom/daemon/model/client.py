@@ -5,7 +5,8 @@ image understanding (`model/media.py`). The errors and their mapping live in `mo
 Failures become typed `ModelError`s whose text is safe to log and show: it names the endpoint's host, the HTTP
 status and the config key to check — never the API key, the prompt or the answer. The SDK does the bounded
 retries (`model_max_retries`; exponential backoff from 0.5 s, or the server's `Retry-After`); a stream is only
-retried while it opens, never once text has arrived.
+retried while it opens, never once text has arrived. A rate limit (HTTP 429) that outlasts those retries holds every
+call (`model/pace.py`): they wait for the provider's Retry-After and go on, instead of failing one by one.
 
 Time limits (`llm_http`): each attempt of a streamed answer must start — its first byte — within
 `first_token_timeout`, and then gets `model_timeout` for each next piece; an answer that is not streamed gets
@@ -37,6 +38,7 @@ from chatgpt_wecom.daemon.model.base import (
 )
 from chatgpt_wecom.daemon.model.http import http_client, sdk_timeout
 from chatgpt_wecom.daemon.model.media import DeploymentClients, GeneratedImage, MediaCalls, MediaModels
+from chatgpt_wecom.daemon.model.pace import ProviderPace, Waiting
 
 __all__ = [
     "AnswerStream",
@@ -50,6 +52,7 @@ __all__ = [
     "ModelError",
     "ModelTimeoutError",
     "ModelUnavailableError",
+    "Waiting",
     "openai_base_url",
 ]
 
@@ -97,9 +100,15 @@ class AnswerStream:
     with `stream_options.include_usage`), 0 when it sends none.
     """
 
-    def __init__(self, owner: ModelClient, params: list[ChatCompletionMessageParam], max_tokens: int | None) -> None:
+    def __init__(
+        self,
+        owner: ModelClient,
+        params: list[ChatCompletionMessageParam],
+        max_tokens: int | None,
+        waiting: Waiting | None = None,
+    ) -> None:
         """Not opened yet; `ModelClient.stream` makes these."""
-        self._owner, self._params, self._max_tokens = owner, params, max_tokens
+        self._owner, self._params, self._max_tokens, self._waiting = owner, params, max_tokens, waiting
         self._sdk: openai.AsyncStream[ChatCompletionChunk] | None = None
         self._pieces: list[str] = []
         self._model = ""
@@ -170,7 +179,9 @@ class AnswerStream:
             if self._done:
                 raise RuntimeError("the answer stream is closed")
             try:
-                self._sdk = await self._owner._open_stream(self._params, self._max_tokens)
+                owner = self._owner
+                opening = lambda: owner._open_stream(self._params, self._max_tokens)  # noqa: E731
+                self._sdk = await owner.pace.run(opening, self._waiting)
             except BaseException:
                 self._done = True
                 raise
@@ -200,6 +211,7 @@ class ModelClient:
         endpoint: str,
         media: MediaModels | None = None,
         deployments: DeploymentClients | None = None,
+        pace: ProviderPace | None = None,
     ) -> None:
         """Wrap `client`; `model` is sent with every chat request; `endpoint` is a safe description (host only).
 
@@ -212,6 +224,7 @@ class ModelClient:
         self._errors = ErrorMapper(endpoint)
         self._media = MediaCalls(client, media or MediaModels(), self._errors, deployments)
         self._stream_usage = True
+        self.pace = pace or ProviderPace()  # one rate limit for every call to this endpoint
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelClient:
@@ -277,21 +290,27 @@ class ModelClient:
         """Whether `describe` is configured (`vision_model`; `azure_vision_deployment` on Azure)."""
         return self._media.available("vision")
 
-    async def complete(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int | None = None) -> Completion:
+    async def complete(
+        self, messages: Sequence[Mapping[str, str]], *, max_tokens: int | None = None, waiting: Waiting | None = None
+    ) -> Completion:
         """One chat completion of `messages` (dicts with `role` system/user/assistant and `content`).
 
         Raises ContextTooLongError when the endpoint refuses the context's length, ModelUnavailableError for
-        every other failure once the SDK's retries are spent.
+        every other failure once the SDK's retries are spent. `waiting` is told of each wait for a rate limit.
         """
         params = [_message(m) for m in messages]
-        return await chat_completion(self._client, self._model, params, max_tokens, self._errors)
+        call = lambda: chat_completion(self._client, self._model, params, max_tokens, self._errors)  # noqa: E731
+        return await self.pace.run(call, waiting)
 
-    def stream(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int | None = None) -> AnswerStream:
+    def stream(
+        self, messages: Sequence[Mapping[str, str]], *, max_tokens: int | None = None, waiting: Waiting | None = None
+    ) -> AnswerStream:
         """The answer to `messages` as it is written: see `AnswerStream` (`async with`, then `async for`).
 
-        Nothing is sent until the stream is entered or iterated; a bad role raises ValueError at once.
+        Nothing is sent until the stream is entered or iterated; a bad role raises ValueError at once. `waiting`
+        is told of each wait for a rate limit while it opens.
         """
-        return AnswerStream(self, [_message(m) for m in messages], max_tokens)
+        return AnswerStream(self, [_message(m) for m in messages], max_tokens, waiting)
 
     async def generate_image(self, prompt: str) -> GeneratedImage:
         """One `image_size` image for `prompt` from `image_model` (`azure_image_deployment` on Azure).
@@ -299,7 +318,7 @@ class ModelClient:
         Raises FeatureUnavailableError when not configured, ContentPolicyError when the safety system refuses
         the prompt, ModelUnavailableError for every other failure (also an answer without base64 image data).
         """
-        return await self._media.generate_image(prompt)
+        return await self.pace.run(lambda: self._media.generate_image(prompt))
 
     async def transcribe(self, audio: bytes, filename: str, content_type: str) -> str:
         """The text spoken in `audio`, a file named `filename` of type `content_type`, by `speech_model`.
@@ -307,7 +326,7 @@ class ModelClient:
         Raises FeatureUnavailableError when not configured (`azure_speech_deployment` on Azure),
         ModelUnavailableError for every failure of the endpoint (an unsupported audio format is an HTTP 400).
         """
-        return await self._media.transcribe(audio, filename, content_type)
+        return await self.pace.run(lambda: self._media.transcribe(audio, filename, content_type))
 
     async def describe(
         self,
@@ -316,13 +335,15 @@ class ModelClient:
         content_type: str,
         *,
         max_tokens: int | None = None,
+        waiting: Waiting | None = None,
     ) -> Completion:
         """A chat completion of `messages` by `vision_model`, the image attached to the last user message.
 
         Raises ValueError when there is no user message or `content_type` is not `image/…`; then like
         `complete`, plus FeatureUnavailableError when vision is not configured (`azure_vision_deployment`).
         """
-        return await self._media.describe([_message(m) for m in messages], image, content_type, max_tokens)
+        params = [_message(m) for m in messages]
+        return await self.pace.run(lambda: self._media.describe(params, image, content_type, max_tokens), waiting)
 
     async def close(self) -> None:
         """Close the HTTP connections (also those of a client passed to the constructor)."""

@@ -275,10 +275,15 @@ class Worker:
         was growing in place (`draft`, not stored as a part) ends the message it was shown in, with the note."""
         log.info("pipeline: message %d of %s was cut off mid-answer; sending what was stored", row.id, row.user_id)
         partial = "\n\n".join([*streamed, *([draft] if draft else [])])
-        note = replies.answer_interrupted()
-        if draft:
-            note = f"{draft}\n\n{note}"
-        await self._close_with_note(row, partial, "interrupted by a restart", note, partial)
+        await self._close_with_note(row, partial, "interrupted by a restart", replies.answer_interrupted(), partial,
+                                    before=draft)  # fmt: skip
+
+    def _led_by(self, before: str | None, note: str, row: InboxRow) -> list[str]:
+        """`before` cut to the channel's limit, and `note` after it: in its last message if it fits, else alone."""
+        pieces = split_message(before, self._limit(row)) if before else []
+        if pieces and len(f"{pieces[-1]}\n\n{note}".encode()) <= self._limit(row):
+            return [*pieces[:-1], f"{pieces[-1]}\n\n{note}"]
+        return [*pieces, note]
 
     async def _failed(self, row: InboxRow, exc: Exception) -> None:
         """Something unforeseen broke while answering: apologise once, record the error, tell the operator."""
@@ -291,9 +296,12 @@ class Worker:
         apology = replies.internal_error()
         await self._close_with_note(row, partial, f"internal error: {exc!r}", apology, apology)
 
-    async def _close_with_note(self, row: InboxRow, partial: str | None, error: str, note: str, shown: str) -> None:
+    async def _close_with_note(
+        self, row: InboxRow, partial: str | None, error: str, note: str, shown: str, *, before: str | None = None
+    ) -> None:
         """Record the exchange as it ended (what was sent, and why it stopped), queue `note` after the parts already
-        stored, and mark the message answered — in one transaction."""
+        stored — led by `before` (text not stored as a part yet), in as few messages as fit — and mark the message
+        answered, in one transaction."""
         exchange = Exchange(
             user_id=row.user_id, mode="", question=row.content, answer=partial, asked_at=row.received_at,
             answered_at=time.time(), error=error, in_context=False, namespace=row.namespace, chat=row.key.chat,
@@ -301,8 +309,7 @@ class Worker:
         async with self._db.tx() as conn:
             await ConversationStore.add_exchange(conn, row.id, exchange)
             start = await OutboxStore.next_part(conn, row.id)
-            notes = split_message(note, self._limit(row))  # a draft and the note may not fit one message
-            await OutboxStore.add_parts(conn, row, self._format(row), notes, start=start)
+            await OutboxStore.add_parts(conn, row, self._format(row), self._led_by(before, note, row), start=start)
             await DraftStore.drop(conn, row.id)
             await InboxStore.set_state(conn, row.id, "answered")
         self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(shown))

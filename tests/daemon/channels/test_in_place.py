@@ -128,7 +128,22 @@ async def test_a_stop_mid_answer_ends_in_what_was_shown_plus_a_note(
     assert len(model.requests) == asked, "not asked again: a second answer would differ from what was shown"
     shown = "\n\n".join(m.content for m in second.sent)  # the draft fills most of a 200-byte message: two with the note
     assert shown.startswith(draft) and shown.endswith(replies.answer_interrupted()) and len(second.sent) <= 2
+    assert second.sent[-1].content.endswith(replies.answer_interrupted())  # the note whole, never cut in two
     assert answer.startswith(draft)
     assert db.execute("SELECT count(*) FROM drafts").fetchone()[0] == 0
     state = db.execute("SELECT state FROM inbox").fetchone()[0]
     assert state == "done"
+
+
+async def test_an_answer_waiting_for_a_rate_limited_provider_says_so_in_place(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    model.retry_after_ms = 200.0
+    model.fail(429, times=1)
+    growing = GrowingChannel()
+    async with DaemonRunner(make_settings(tmp_path, wecom, model), extra_channels=[growing]):
+        await growing.receive("erin", "在吗")
+        await wait_until(lambda: len(growing.sent) == 1, what="the answer after the wait")
+    [live] = growing.lives
+    assert live.shown[0] == replies.provider_busy(0.2)
+    assert growing.sent[0].content == "echo: 在吗"
