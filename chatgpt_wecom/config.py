@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         "https://qyapi.weixin.qq.com",
         description="WeCom server API base (a reverse proxy with a fixed IP works).",
     )
+    wecom_proxy: str = Field(
+        "",
+        description="Proxy for every WeCom API call: http://… or socks5://… with the fixed IP on the app's trusted-IP "
+        "list (企业可信IP); empty: direct.",
+    )
     host: str = Field("0.0.0.0", description="Address the callback listens on.")  # noqa: S104
     data_dir: Path = Field(
         Path("data"), description="SQLite, images and the control socket; relative to the config file."
@@ -412,7 +417,7 @@ class Settings(BaseSettings):
     def _url(cls, value: str) -> str:
         return _check_url(value, "url")
 
-    @field_validator("http_proxy")
+    @field_validator("http_proxy", "wecom_proxy")
     @classmethod
     def _proxy(cls, value: str) -> str:
         return _check_url(value, "http_proxy", ("http", "https", "socks5", "socks5h"))

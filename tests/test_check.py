@@ -55,7 +55,8 @@ async def test_all_checks_pass(tmp_path: Path, wecom: FakeWeCom, model: FakeMode
     assert the_line(out, "config") == f"✓ config: {config} is valid"
     assert the_line(out, "data_dir") == f"✓ data_dir: {settings.data_dir} will be created at the first start"
     assert the_line(out, "control socket") == f"✓ control socket: {settings.socket_path} can be created"
-    assert the_line(out, "wecom") == f"✓ wecom: got an access token from {wecom.base_url} (expires in 7200 s)"
+    expected = f"✓ wecom: got an access token from {wecom.base_url}, calling directly (expires in 7200 s)"
+    assert the_line(out, "wecom") == expected
     assert the_line(out, "model").startswith(f"✓ model: gpt-4o-mini at {model.base_url[7:]} answered in ")
     assert len(out.splitlines()) == 5 and err == ""
     [request] = model.requests
@@ -104,7 +105,7 @@ async def test_wecom_unreachable(tmp_path: Path, wecom: FakeWeCom, model: FakeMo
     code, out, err = await run_check("--config", str(config))
 
     assert code == 1
-    assert the_line(out, "wecom").startswith(f"✗ wecom: cannot get an access token from {wecom.base_url}: ")
+    assert the_line(out, "wecom").startswith(f"✗ wecom: cannot get an access token from {wecom.base_url} (directly): ")
     assert err == "", "the check line says it all: no log lines besides"
 
 

@@ -180,6 +180,7 @@ class WeComClient:
         self._config_error: WeComConfigError | None = None
         self._config_error_until = 0.0
         self._last_error: WeComAPIError | None = None
+        self.seen_ip: str | None = None  # the IP WeCom last said our calls came from (its "from ip" in an error)
 
     def url(self, api: str) -> str:
         """The full URL of ``api`` (e.g. ``"message/send"``) under the configured base, without a query."""
@@ -363,6 +364,8 @@ class WeComClient:
     def _error(self, errcode: int, errmsg: str, call: _Call) -> WeComAPIError:
         """The typed error for ``errcode``, with ``errmsg`` scrubbed of the secret and tokens."""
         errmsg = _SCRUB_RE.sub(r"\1=***", errmsg)
+        if match := _FROM_IP_RE.search(errmsg):
+            self.seen_ip = match.group(1).rstrip(".:")
         for secret in (self._secret, self._token, call.params.get("access_token")):
             if secret:
                 errmsg = errmsg.replace(secret, "***")

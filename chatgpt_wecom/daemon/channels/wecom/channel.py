@@ -29,6 +29,7 @@ from chatgpt_wecom.daemon.channels.base import (
     RetryLater,
 )
 from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy, RetryPolicy
+from chatgpt_wecom.daemon.channels.wecom import egress
 from chatgpt_wecom.daemon.channels.wecom.api import (
     DUPLICATE_CHECK_INTERVAL,
     MEMBER_RATES,
@@ -77,6 +78,8 @@ class WeComApp(Channel):
     ) -> None:
         super().__init__()
         self._settings = settings
+        self._own_http = egress.session(settings.wecom_proxy) if settings.wecom_proxy else None  # fixed-IP egress
+        http = self._own_http or http
         self.crypto = WeComCrypto(
             settings.receive_msg_token.get_secret_value(), settings.receive_msg_key.get_secret_value(), settings.corp_id
         )
@@ -143,5 +146,14 @@ class WeComApp(Channel):
     def detail(self) -> dict[str, Any]:
         """What status shows of the app: where its API is, which app, and the access_token cache."""
         s = self._settings
-        return {"api_base": redact_userinfo(s.wecom_api_base), "corp_id": s.corp_id, "agent_id": s.agent_id,
-                "token": dataclasses.asdict(self.client.token_state())}  # fmt: skip
+        facts: dict[str, Any] = {
+            "api_base": redact_userinfo(s.wecom_api_base), "corp_id": s.corp_id, "agent_id": s.agent_id,
+            "egress": egress.describe(s.wecom_proxy), "token": dataclasses.asdict(self.client.token_state()),
+        }  # fmt: skip
+        if self.client.seen_ip:
+            facts["wecom_saw_ip"] = self.client.seen_ip  # what to put on the trusted-IP list
+        return facts
+
+    async def stop(self) -> None:
+        if self._own_http is not None:
+            await self._own_http.close()

@@ -9,6 +9,7 @@ import aiohttp
 
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
+from chatgpt_wecom.daemon.channels.wecom import egress
 from chatgpt_wecom.daemon.channels.wecom.api import (
     ERR_TRANSPORT,
     WeComAPIError,
@@ -29,7 +30,8 @@ def _short(errmsg: str) -> str:
 async def check(settings: Settings) -> tuple[bool, str]:
     """(passed, what was found): an access token from the configured API base, or why not."""
     base = settings.wecom_api_base
-    async with aiohttp.ClientSession() as session:
+    via = egress.describe(settings.wecom_proxy)
+    async with egress.session(settings.wecom_proxy) if settings.wecom_proxy else aiohttp.ClientSession() as session:
         client = WeComClient(
             session,
             api_base=base,
@@ -43,12 +45,12 @@ async def check(settings: Settings) -> tuple[bool, str]:
             await client.token()
         except WeComConfigError as exc:
             note = _BAN_NOTE if exc.errcode in (40001, 40091) else ""
-            return False, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base} — {exc.hint}{note}"
+            return False, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base} ({via}) — {exc.hint}{note}"
         except WeComUnavailableError as exc:
             if exc.errcode == ERR_TRANSPORT:
-                return False, f"cannot get an access token from {base}: {exc.errmsg}"
+                return False, f"cannot get an access token from {base} ({via}): {exc.errmsg}"
             return False, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base}: WeCom is busy, try later"
         except WeComAPIError as exc:
-            return False, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base}"
+            return False, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base} ({via})"
         expires = client.token_state().expires_in or 0.0
-    return True, f"got an access token from {base} (expires in {round(expires)} s)"
+    return True, f"got an access token from {base}, calling {via} (expires in {round(expires)} s)"
