@@ -100,7 +100,7 @@ class Deliverer:
                 log.info("delivery: part %d of message %d to %s waits %.0f s: %s",
                          part.part, part.inbox_id, part.user_id, wait, reason)  # fmt: skip
                 self._bus.publish("delivery.waiting", user=part.user_id, inbox_id=part.inbox_id, part=part.part,
-                                  seconds=round(wait, 1), reason=reason)  # fmt: skip
+                                  channel=part.channel, seconds=round(wait, 1), reason=reason)  # fmt: skip
             waited = True
             await self._pause(wait)
 
@@ -160,7 +160,8 @@ class Deliverer:
             if retries:
                 log.info("delivery: part %d of message %d to %s sent after %d retries",
                          part.part, part.inbox_id, part.user_id, retries)  # fmt: skip
-            self._bus.publish("delivery.sent", user=part.user_id, inbox_id=part.inbox_id, part=part.part, parts=carried)
+            self._bus.publish("delivery.sent", user=part.user_id, inbox_id=part.inbox_id, part=part.part,
+                              channel=part.channel, parts=carried)  # fmt: skip
             return
 
     @staticmethod
@@ -192,6 +193,7 @@ class Deliverer:
             user=part.user_id,
             inbox_id=part.inbox_id,
             part=part.part,
+            channel=part.channel,
             error=str(exc),
             final=final,
         )
