@@ -58,6 +58,7 @@ class Deliverer:
         self._pacers: dict[str, Pacer] = {}
         self._stopping = asyncio.Event()
         self._slow_down_until: dict[str, float] = {}  # monotonic, per channel: it asked to be called less until then
+        self.waiting = 0  # parts waiting their turn now (a recipient's pace, a "slow down")
 
     async def resume(self) -> int:
         """Count the tries made before a restart in the pacing windows; returns how many were found."""
@@ -102,7 +103,11 @@ class Deliverer:
                 self._bus.publish("delivery.waiting", user=part.user_id, inbox_id=part.inbox_id, part=part.part,
                                   channel=part.channel, seconds=round(wait, 1), reason=reason)  # fmt: skip
             waited = True
-            await self._pause(wait)
+            self.waiting += 1
+            try:
+                await self._pause(wait)
+            finally:
+                self.waiting -= 1
 
     async def _merge(self, parts: list[Part]) -> tuple[Part, int]:
         """The first part, with the untried text parts queued behind it that fit into one message; and how many
