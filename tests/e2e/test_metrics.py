@@ -8,6 +8,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatgpt_wecom.daemon.channels.base import Feedback
 from chatgpt_wecom.daemon.metrics import MetricsListenError
-from tests.daemon_runner import MSG_IDS, DaemonRunner, free_port, make_settings
+from chatgpt_wecom.daemon.pipeline.pacing import Rate
+from tests.daemon_runner import FAST, MSG_IDS, DaemonRunner, free_port, make_settings
 from tests.fakes.channel import MemoryChannel
 from tests.fakes.model import FakeModel, ModelRequest
 from tests.fakes.wecom import FakeWeCom
@@ -132,6 +134,21 @@ async def test_a_conversation_is_counted(tmp_path: Path, wecom: FakeWeCom, model
     assert m("deliveries_total", channel="memory", result="sent") == 2  # carol's answer, dave's apology
     assert m("queue_depth") == 0 and m("answers_in_flight") == 0 and m("deliveries_waiting") == 0
     assert m("channel_reconnects_total", channel="wecom") == 0
+
+
+async def test_a_reply_held_back_by_the_members_pace_is_shown_waiting(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    settings = make_settings(tmp_path, wecom, model, metrics_listen=f"127.0.0.1:{port}")
+    async with DaemonRunner(settings, replace(FAST, member_rates=(Rate(1, 60.0),))) as daemon:
+        await daemon.say("u1", "一")
+        await daemon.ask("u1", "二", next(MSG_IDS))  # its reply must wait a minute: the stop ends the wait
+        m = await scrape_until(http=daemon.http, url=url, ready=lambda m: m("deliveries_waiting") == 1,
+                               what="a delivery waiting")  # fmt: skip
+        assert m("delivery_waits_total", channel="wecom") == 1
+        assert m("deliveries_total", channel="wecom", result="sent") == 1
 
 
 async def test_off_by_default_and_never_on_the_public_port(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
