@@ -4,10 +4,12 @@ scrape, and the counts are what happened."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,11 +32,9 @@ class Scrape:
     """One scrape of /metrics, as Prometheus' parser reads it."""
 
     def __init__(self, text: str) -> None:
-        self.samples = {
-            (s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+        families = list(text_string_to_metric_families(text))
+        self.families = {family.name for family in families}  # a counter's without `_total`
+        self.samples = {(s.name, frozenset(s.labels.items())): s.value for family in families for s in family.samples}
 
     def __call__(self, name: str, **labels: str) -> float | None:
         return self.samples.get((f"chatgpt_wecom_{name}", frozenset(labels.items())))
@@ -77,6 +77,16 @@ def listening_ports() -> set[int]:
             if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+@pytest.fixture
+async def daemon_with_metrics(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> AsyncIterator[tuple[DaemonRunner, str]]:
+    port = free_port()
+    settings = make_settings(tmp_path, wecom, model, metrics_listen=f"127.0.0.1:{port}")
+    async with DaemonRunner(settings) as daemon:
+        yield daemon, f"http://127.0.0.1:{port}/metrics"
 
 
 async def test_a_conversation_is_counted(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
@@ -174,6 +184,15 @@ async def test_off_by_default_and_never_on_the_public_port(tmp_path: Path, wecom
         assert (await scrape(daemon.http, f"http://127.0.0.1:{port}/metrics"))("queue_depth") == 0
     if linux:
         assert listening_ports() == before  # closed at shutdown
+
+
+async def test_the_dashboard_shows_only_metrics_the_daemon_has(daemon_with_metrics: tuple[DaemonRunner, str]) -> None:
+    daemon, url = daemon_with_metrics
+    families = (await scrape(daemon.http, url)).families
+    dashboard = (Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json").read_text(encoding="utf-8")
+    json.loads(dashboard)
+    shown = {re.sub(r"_(total|bucket)$", "", name) for name in re.findall(r"chatgpt_wecom_\w+", dashboard)}
+    assert len(shown) >= 6 and shown <= families
 
 
 async def test_a_port_in_use_names_the_key(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
