@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 PREFIX = "chatgpt_wecom_"
 QUEUE = 10_000  # events the subscriber may fall behind by before it loses some (counted in events_dropped)
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)  # WeCom retries after 5 s
-BY_CHANNEL = ["channel"]
 MODEL_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+BY_CHANNEL = ["channel"]
 
 
 class Metrics:
@@ -116,7 +116,10 @@ class Metrics:
 
     async def _follow(self) -> None:
         async for event in self._events:
-            self.fold(event)
+            try:
+                self.fold(event)
+            except Exception:  # a defect here must not stop the counting of everything after it
+                log.exception("metrics: could not count a %s event", event.kind)
 
     async def close(self) -> None:
         self._events.close()
@@ -137,7 +140,7 @@ class _Gauges:
         queued.add_metric([], s.dispatcher.depth - s.dispatcher.in_flight)
         running = GaugeMetricFamily(f"{PREFIX}answers_in_flight", "Messages being answered or delivered now.")
         running.add_metric([], s.dispatcher.in_flight)
-        waiting = GaugeMetricFamily(f"{PREFIX}deliveries_waiting", "Messages waiting now for a recipient's pace.")
+        waiting = GaugeMetricFamily(f"{PREFIX}deliveries_waiting", "Messages held back now (pace, slow-down).")
         waiting.add_metric([], s.deliverer.waiting)
         up = GaugeMetricFamily(f"{PREFIX}channel_up", "1 while a channel is connected (or listens).", labels=BY_CHANNEL)
         reconnects = CounterMetricFamily(f"{PREFIX}channel_reconnects", "A channel's reconnections.", labels=BY_CHANNEL)
