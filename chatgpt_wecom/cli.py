@@ -70,13 +70,14 @@ def run(config: ConfigOption = None) -> None:
     """Run the daemon: the WeCom callback on `host:port`, answers through the WeCom API."""
     from chatgpt_wecom.daemon.control.site import ControlSocketError  # noqa: PLC0415 - keep ctl/tui light
     from chatgpt_wecom.daemon.main import serve  # noqa: PLC0415
+    from chatgpt_wecom.daemon.metrics import MetricsListenError  # noqa: PLC0415
 
     settings = load_or_exit(config)
     setup_logging(settings.log_level)
     config_path = config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
     try:
         asyncio.run(serve(settings, config_path=config_path))
-    except ControlSocketError as exc:
+    except (ControlSocketError, MetricsListenError) as exc:
         raise _fail([str(exc)], 1) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

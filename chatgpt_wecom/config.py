@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from chatgpt_wecom.config_values import dns_label, header_value, no_controls, url_segment, url_text
+from chatgpt_wecom.config_values import dns_label, header_value, listen_address, no_controls, url_segment, url_text
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,20 @@ class Settings(BaseSettings):
         Path("data"), description="SQLite, images and the control socket; relative to the config file."
     )
     control_socket: Path | None = Field(None, description="Unix socket of the control API.")
+    metrics_listen: str = Field(
+        "", description='host:port of the Prometheus /metrics listener, e.g. "127.0.0.1:9464"; empty: off.'
+    )
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str, info: core_schema.ValidationInfo) -> str:
+        if not value.strip():
+            return ""
+        _, port = listen_address(value)
+        if port == info.data.get("port"):
+            raise ValueError(f"must not use port {port}: the callback listens there (port)")
+        return value.strip()
+
     timezone: str = Field("Asia/Shanghai", description="Quotas reset at local midnight in this zone.")
     reply_format: Literal["markdown", "text"] = Field("markdown", description="WeCom message type of answers.")
     stream_answers: bool = Field(

@@ -68,3 +68,15 @@ def dns_label(value: str, suffix: str) -> str:
     if value and not _DNS_LABEL.fullmatch(value):
         raise ValueError(f"must be only the name: letters, digits and '-' (the part before {suffix})")
     return value
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """`host:port` (`[::1]:port` for IPv6) as the host and the port; ValueError naming what is wrong."""
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c.isspace() or c in "[]/" for c in host) or not port.isdecimal():
+        raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {int(port)} is not between 1 and 65535")
+    return host, int(port)

@@ -53,6 +53,7 @@ CONFIG_ENV = [
     "HOST",
     "DATA_DIR",
     "CONTROL_SOCKET",
+    "METRICS_LISTEN",
     "TIMEZONE",
     "REPLY_FORMAT",
     "MODEL_TIMEOUT",

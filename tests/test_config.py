@@ -209,3 +209,20 @@ def test_a_bad_dingtalk_secret_is_named_never_shown(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(write_without_app(tmp_path, credentials=apps))
     assert err.value.lines[0].startswith("credentials.0.client_secret: ") and "has a space" not in str(err.value)
+
+
+def test_metrics_listen_is_off_by_default_and_a_bad_value_is_one_line(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path)).metrics_listen == ""
+    assert load_settings(write(tmp_path, metrics_listen=" 127.0.0.1:9464 ")).metrics_listen == "127.0.0.1:9464"
+    assert load_settings(write(tmp_path, metrics_listen="[::1]:9464")).metrics_listen == "[::1]:9464"
+    for bad, why in [
+        ("9464", "must be host:port, e.g. 127.0.0.1:9464"),
+        ("localhost:", "must be host:port, e.g. 127.0.0.1:9464"),
+        ("http://127.0.0.1:9464", "must be host:port, e.g. 127.0.0.1:9464"),
+        ("127.0.0.1:99999", "port 99999 is not between 1 and 65535"),
+        ("127.0.0.1:8090", "must not use port 8090: the callback listens there (port)"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_settings(write(tmp_path, metrics_listen=bad))
+        [line] = err.value.lines
+        assert line.startswith(f"metrics_listen: {why} (got {bad!r})"), line

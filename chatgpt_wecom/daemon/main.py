@@ -2,7 +2,7 @@
 
 Shutdown order on SIGTERM/SIGINT: close the control socket → let answers in progress finish within the grace
 period (callbacks are still acked and stored meanwhile, and answered after the next start) → close the listener →
-close clients and the database → exit 0.
+close /metrics (it is scraped during the drain) → close clients and the database → exit 0.
 
 A second SIGTERM/SIGINT once the shutdown has begun exits at once, with 128 + the signal's number (143, 130: what
 a shell reports for a process ended by that signal), so that it is not mistaken for a clean stop. Nothing
@@ -29,6 +29,7 @@ from chatgpt_wecom.daemon.control.api import make_control_app
 from chatgpt_wecom.daemon.control.site import remove_socket, start_control_site
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.listener import PublicListener
+from chatgpt_wecom.daemon.metrics import Metrics, MetricsSite
 from chatgpt_wecom.daemon.services import Services, Tuning
 from chatgpt_wecom.daemon.web.history_page import add_history_routes
 
@@ -108,6 +109,7 @@ async def serve(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    metrics = MetricsSite(Metrics(services), settings.metrics_listen) if settings.metrics_listen else None
     limits = services.tuning.listener
     limits = dataclasses.replace(limits, reserve=limits.reserve + settings.max_concurrent_answers)  # model sockets
     web_app = make_web_app(services)
@@ -116,6 +118,8 @@ async def serve(
         await control.setup()
         await start_control_site(control, settings.socket_path)
         socket_created = True
+        if metrics is not None:
+            await metrics.start()
         await services.requeue_unfinished()  # before new callbacks, so each user's older messages go first
         await listener.start(settings.host, settings.port)
         for channel in services.channels.values():  # connection channels dial out (and reconnect by themselves)
@@ -141,6 +145,8 @@ async def serve(
         # callbacks during the grace period would lose messages sent during a restart.
         await services.drain()
         await listener.close()  # stops accepting, lets callbacks in flight finish storing
+        if metrics is not None:
+            await metrics.close()
         await services.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)

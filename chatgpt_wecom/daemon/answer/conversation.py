@@ -113,6 +113,8 @@ class Conversation:
                 user=row.user_id,
                 inbox_id=row.id,
                 latency=round(answered_at - asked_at, 3),
+                first_token=None if completion.first_token is None else round(completion.first_token, 3),
+                model=completion.model,
                 prompt_tokens=completion.prompt_tokens,
                 completion_tokens=completion.completion_tokens,
             )

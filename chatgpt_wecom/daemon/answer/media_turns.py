@@ -116,6 +116,6 @@ class MediaTurns:
         )  # fmt: skip
         self._bus.publish(
             "answer.finished", user=row.user_id, inbox_id=row.id, latency=round(answered_at - asked_at, 3),
-            prompt_tokens=0, completion_tokens=0,
+            model=turn.settings.image_model, prompt_tokens=0, completion_tokens=0,
         )  # fmt: skip
         return Outcome("", turn.chosen, turn.session.expired, exchange, gate, image_path=str(path))

@@ -65,7 +65,7 @@ class Responder:
         self._usage = parts.usage
         self._policy = parts.policy
         self._clock = parts.clock
-        gate = Gate(parts.policy, parts.usage)
+        gate = Gate(parts.policy, parts.usage, parts.bus)
         self._conversation = Conversation(parts.conversations, parts.policy, parts.model, gate, parts.bus, parts.clock)
         self._media = MediaTurns(parts.rich, parts.model, parts.policy, gate, parts.bus, parts.clock)
         self._admin = AdminActions(parts.policy, parts.usage, self.local_day, parts.history_reply)

@@ -8,7 +8,7 @@ check — never the API key, the prompt or the answer (the SDK's exception is dr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx2
 import openai
@@ -95,12 +95,14 @@ class FeatureUnavailableError(ModelError):
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One answer: its text, the model that produced it, and the token usage (0 when not reported)."""
+    """One answer: its text, the model that produced it, the token usage (0 when not reported), and for a streamed
+    answer the seconds from the request to its first text (a timing, not part of the answer: not compared)."""
 
     text: str
     model: str
     prompt_tokens: int
     completion_tokens: int
+    first_token: float | None = field(default=None, compare=False)
 
 
 def mentions(exc: openai.APIStatusError, phrase: str) -> bool:

@@ -15,6 +15,7 @@ Time limits (`llm_http`): each attempt of a streamed answer must start — its f
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
@@ -97,7 +98,8 @@ class AnswerStream:
     JSON, the stream ended without a finish reason — raises ModelUnavailableError; `text` then holds what
     arrived before it. Leave the `async with` early to stop reading: the connection is released.
     `completion.prompt_tokens` / `completion_tokens` come from the endpoint's final usage chunk (requested
-    with `stream_options.include_usage`), 0 when it sends none.
+    with `stream_options.include_usage`), 0 when it sends none; `completion.first_token` is the time to first
+    token, from `ModelClient.stream` to the first text.
     """
 
     def __init__(
@@ -116,6 +118,8 @@ class AnswerStream:
         self._finished = False
         self._done = False
         self._completion: Completion | None = None
+        self._asked_at = time.monotonic()
+        self._first_token: float | None = None  # seconds from the request to the first text
 
     async def __aenter__(self) -> AnswerStream:
         await self._open()
@@ -137,6 +141,8 @@ class AnswerStream:
             while True:
                 chunk = await anext(sdk)
                 if delta := self._take(chunk):
+                    if self._first_token is None:
+                        self._first_token = time.monotonic() - self._asked_at
                     return delta
         except StopAsyncIteration:
             await self.aclose()
@@ -147,6 +153,7 @@ class AnswerStream:
                 model=self._model or self._owner.model,
                 prompt_tokens=self._usage.prompt_tokens if self._usage else 0,
                 completion_tokens=self._usage.completion_tokens if self._usage else 0,
+                first_token=self._first_token,
             )
             raise
         except openai.OpenAIError as exc:

@@ -58,6 +58,7 @@ class Deliverer:
         self._pacers: dict[str, Pacer] = {}
         self._stopping = asyncio.Event()
         self._slow_down_until: dict[str, float] = {}  # monotonic, per channel: it asked to be called less until then
+        self.waiting = 0  # parts waiting their turn now (a recipient's pace, a "slow down")
 
     async def resume(self) -> int:
         """Count the tries made before a restart in the pacing windows; returns how many were found."""
@@ -100,9 +101,13 @@ class Deliverer:
                 log.info("delivery: part %d of message %d to %s waits %.0f s: %s",
                          part.part, part.inbox_id, part.user_id, wait, reason)  # fmt: skip
                 self._bus.publish("delivery.waiting", user=part.user_id, inbox_id=part.inbox_id, part=part.part,
-                                  seconds=round(wait, 1), reason=reason)  # fmt: skip
+                                  channel=part.channel, seconds=round(wait, 1), reason=reason)  # fmt: skip
             waited = True
-            await self._pause(wait)
+            self.waiting += 1
+            try:
+                await self._pause(wait)
+            finally:
+                self.waiting -= 1
 
     async def _merge(self, parts: list[Part]) -> tuple[Part, int]:
         """The first part, with the untried text parts queued behind it that fit into one message; and how many
@@ -160,7 +165,8 @@ class Deliverer:
             if retries:
                 log.info("delivery: part %d of message %d to %s sent after %d retries",
                          part.part, part.inbox_id, part.user_id, retries)  # fmt: skip
-            self._bus.publish("delivery.sent", user=part.user_id, inbox_id=part.inbox_id, part=part.part, parts=carried)
+            self._bus.publish("delivery.sent", user=part.user_id, inbox_id=part.inbox_id, part=part.part,
+                              channel=part.channel, parts=carried)  # fmt: skip
             return
 
     @staticmethod
@@ -192,6 +198,7 @@ class Deliverer:
             user=part.user_id,
             inbox_id=part.inbox_id,
             part=part.part,
+            channel=part.channel,
             error=str(exc),
             final=final,
         )

@@ -29,11 +29,17 @@ class Dispatcher:
         self._queues: dict[str, deque[int]] = {}
         self._lanes: set[asyncio.Task[None]] = set()
         self._accepting = True
+        self._running = 0
 
     @property
     def depth(self) -> int:
         """Messages queued or in progress."""
         return sum(len(q) for q in self._queues.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Messages in progress (each holds a slot): being answered or delivered."""
+        return self._running
 
     def submit(self, user_id: str, inbox_id: int) -> None:
         if not self._accepting:
@@ -55,6 +61,7 @@ class Dispatcher:
                 async with self._slots:
                     if not self._accepting:
                         return  # stopping began while this lane waited for a slot: leave it for the next start
+                    self._running += 1
                     try:
                         await self._process(inbox_id)
                     except Postponed:
@@ -62,6 +69,8 @@ class Dispatcher:
                     except Exception as exc:
                         log.exception("pipeline: message %d of %s failed; it stays in the inbox", inbox_id, user_id)
                         self._bus.publish("error", source="pipeline", user=user_id, inbox_id=inbox_id, error=repr(exc))
+                    finally:
+                        self._running -= 1
                 queue.popleft()
         finally:
             del self._queues[user_id]

@@ -5,6 +5,7 @@ Every channel, the playground and the resume after a restart come through here:
   collide and a transport's retry of one message is stored once (also across restarts).
 - `await intake(channel, message)` returns only once the row is committed: a channel acks its transport after it
   returns — persist before ack. It returns the new row's id, or None for a duplicate (ack it, do nothing else).
+  The time that took (`stored_in`, what the ack waits for) rides on `message.received`, or on `message.duplicate`.
 - A user's verdict on an answer (`feedback`) is stored (the latest counts) and announced as a `feedback` event.
 - A lane per person (the dispatcher runs lanes in parallel): every conversation keeps its order, and one person's
   messages on several chats or channels are answered one at a time — a quota check and its count never interleave
@@ -13,6 +14,7 @@ Every channel, the playground and the resume after a restart come through here:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from chatgpt_wecom.daemon.channels.base import Channel, Feedback, Inbound
@@ -55,12 +57,16 @@ class Intake:
             namespace=channel.namespace,
             chat=chat,
         )
+        started = time.perf_counter()
         inbox_id = await self._inbox.add(stored)
+        stored_in = round(time.perf_counter() - started, 6)
         if inbox_id is None:
+            self._bus.publish("message.duplicate", user=message.user_id, channel=channel.name, stored_in=stored_in)
             return None
         self._bus.publish(
             "message.received", user=message.user_id, inbox_id=inbox_id, msg_type=message.msg_type,
             text=preview(message.content), channel=channel.name, chat=chat, source=message.payload.get("source"),
+            stored_in=stored_in,
         )  # fmt: skip
         self._dispatcher.submit(lane(channel.namespace, message.user_id), inbox_id)
         return inbox_id

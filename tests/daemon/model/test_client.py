@@ -139,6 +139,7 @@ async def test_completion_text_model_and_usage(fake: FakeModel, client_for: Call
         prompt_tokens=len("be brief" + "hi" + "hello" + "how are you?"),
         completion_tokens=len("echo: how are you?"),
     )
+    assert result.first_token is None  # only a streamed answer has a first token before the rest
     [request] = fake.requests
     assert request.json["model"] == "gpt-test"
     assert request.json["messages"] == messages
@@ -408,6 +409,8 @@ async def test_stream_yields_deltas_in_order_then_completion(
         completion_tokens=50,
     )
     assert stream.text == "abcdefghij" * 5
+    first_token = stream.completion.first_token  # the time to first token, for /metrics
+    assert first_token is not None and 0 < first_token < 10
     [request] = fake.requests
     assert request.json["stream"] is True
     assert request.json["stream_options"] == {"include_usage": True}
