@@ -405,7 +405,7 @@ def _prune_lines(r: p.PruneReport) -> list[str]:
         ("reply parts", str(r.parts)),
         ("drafts", str(r.drafts)),
         ("files", f"{r.files} ({_bytes(r.file_bytes)})"),
-        ("old tombstones", f"{r.tombstones} (ids kept over a year)"),
+        ("old tombstones", f"{r.tombstones} (ids of messages pruned 30 days before)"),
         ("messages kept", kept),
     ]
     return [f"{verb} what was received before {_time(r.cutoff)} (over {r.days} days ago):", *_table(rows)]

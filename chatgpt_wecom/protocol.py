@@ -204,6 +204,6 @@ class PruneReport(BaseModel):
     drafts: int = 0
     files: int = 0  # images drawn, pictures sent
     file_bytes: int = 0
-    tombstones: int = 0  # tombstones older than a year dropped
+    tombstones: int = 0  # tombstones dropped, 30 days past the cutoff
     oldest_kept: float | None = None  # received_at of the oldest and newest messages kept
     newest_kept: float | None = None

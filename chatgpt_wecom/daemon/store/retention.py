@@ -3,8 +3,9 @@
 A message is pruned when it is `done`, was received before the cutoff and has no reply part still to send. Its
 exchange, reply parts and draft are deleted, and its inbox row becomes a tombstone: content and payload emptied,
 `pruned_at` set, the dedupe key kept — so a late retry of its message id is still a duplicate (the inbox writer's
-`ON CONFLICT (dedupe_key) DO NOTHING` needs nothing else). Tombstones are dropped after `TOMBSTONE_DAYS` (a year;
-transports retry within minutes), never the newest row (SQLite would give its id to the next message). The media
+`ON CONFLICT (dedupe_key) DO NOTHING` needs nothing else). A tombstone is dropped `TOMBSTONE_DAYS` after its
+message was due (transports retry within minutes; a tombstone still takes ~0.35 KB of the file, a third of a
+message), never the newest row (SQLite would give its id to the next message). The media
 files named by a pruned message's id (`images/`, `uploads/`) are deleted after its rows. A picture kept for a
 next question older than the cutoff is forgotten with its file.
 
@@ -31,7 +32,7 @@ from chatgpt_wecom.daemon.store.db import Database, Row
 from chatgpt_wecom.daemon.store.private import MEDIA_FOLDERS
 
 DAY = 86_400.0
-TOMBSTONE_DAYS = 365  # how long a pruned message's dedupe key is kept
+TOMBSTONE_DAYS = 30  # how long a pruned message's dedupe key outlives the retention period
 BATCH = 500  # messages per transaction
 PAUSE = 0.15  # seconds between two batches
 
@@ -64,7 +65,7 @@ class Pruned:
     drafts: int = 0
     files: int = 0  # images and uploads
     file_bytes: int = 0
-    tombstones: int = 0  # tombstones older than TOMBSTONE_DAYS dropped
+    tombstones: int = 0  # tombstones dropped (TOMBSTONE_DAYS past the cutoff)
     oldest_kept: float | None = None  # received_at of the oldest and newest messages kept whole
     newest_kept: float | None = None
 
@@ -122,7 +123,7 @@ class RetentionStore:
         files, size = await self._files(cutoff, dry_run)
         tally.add("files", files)
         tally.add("file_bytes", size)
-        tombstone_cutoff = now - max(TOMBSTONE_DAYS, days) * DAY
+        tombstone_cutoff = cutoff - TOMBSTONE_DAYS * DAY
         oldest, newest = await self._kept_span(cutoff)
         result = Pruned(days, cutoff, dry_run, oldest_kept=oldest, newest_kept=newest, **tally.values)
         if dry_run:
