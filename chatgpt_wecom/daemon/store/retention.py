@@ -129,9 +129,9 @@ class RetentionStore:
         if dry_run:
             row = await self._db.fetchone(f"SELECT count(*) {_TOMBSTONES}", (tombstone_cutoff,))
             return replace(result, tombstones=int(row[0]) if row else 0)
+        drop = f"DELETE FROM inbox WHERE id IN (SELECT id {_TOMBSTONES} LIMIT ?)"  # noqa: S608
+        result = replace(result, tombstones=await self._delete_in_batches(drop, tombstone_cutoff))
         async with self._db.tx() as conn:
-            cur = await conn.execute(f"DELETE FROM inbox WHERE id IN (SELECT id {_TOMBSTONES})", (tombstone_cutoff,))  # noqa: S608
-            result = replace(result, tombstones=cur.rowcount)
             await conn.execute(
                 "UPDATE conversations SET pending_image = NULL, pending_image_at = NULL WHERE pending_image_at < ?",
                 (cutoff,),
@@ -178,14 +178,17 @@ class RetentionStore:
             row = await self._db.fetchone(f"SELECT count(*) {_LOOSE_EXCHANGES}", (cutoff,))
             tally.add("exchanges", int(row[0]) if row else 0)
             return
+        sql = f"DELETE FROM exchanges WHERE id IN (SELECT id {_LOOSE_EXCHANGES} LIMIT ?)"  # noqa: S608
+        tally.add("exchanges", await self._delete_in_batches(sql, cutoff))
+
+    async def _delete_in_batches(self, sql: str, cutoff: float) -> int:
+        """Run `sql` (its parameters: `cutoff`, then the batch size) until it deletes less than a batch; the total."""
+        total = 0
         while True:
-            deleted = await self._db.execute(
-                f"DELETE FROM exchanges WHERE id IN (SELECT id {_LOOSE_EXCHANGES} LIMIT ?)",  # noqa: S608
-                (cutoff, self._batch),
-            )
-            tally.add("exchanges", deleted)
+            deleted = await self._db.execute(sql, (cutoff, self._batch))
+            total += deleted
             if deleted < self._batch:
-                return
+                return total
             await asyncio.sleep(self._pause)
 
     async def _files(self, cutoff: float, dry_run: bool) -> tuple[int, int]:

@@ -130,16 +130,16 @@ async def test_a_dry_run_counts_what_the_prune_then_removes_and_changes_nothing(
 
 
 async def test_tombstones_go_a_month_later_but_never_the_newest_row(db: Database, inbox: InboxStore) -> None:
-    ancient = [await _message(db, inbox, f"a{n}", 30 + TOMBSTONE_DAYS + 5) for n in range(2)]
-    store = RetentionStore(db, db.path.parent, pause=0)
+    ancient = [await _message(db, inbox, f"a{n}", 30 + TOMBSTONE_DAYS + 5) for n in range(3)]
+    store = RetentionStore(db, db.path.parent, batch=1, pause=0)
     await store.prune(NOW - 10 * DAY, 30)  # pruned ten days ago: tombstones, not yet old enough to drop
     assert [r[0] for r in _rows(db, "SELECT id FROM inbox WHERE pruned_at IS NOT NULL")] == ancient
 
     result = await store.prune(NOW, 30)
 
-    assert result.tombstones == 1  # the newest row stays, or SQLite would give its id to the next message
-    assert _rows(db, "SELECT id, dedupe_key FROM inbox") == [(ancient[1], "wecom:a1")]
-    assert json.loads(_rows(db, "SELECT after FROM audit ORDER BY id DESC LIMIT 1")[0][0])["tombstones"] == 1
+    assert result.tombstones == 2  # the newest row stays, or SQLite would give its id to the next message
+    assert _rows(db, "SELECT id, dedupe_key FROM inbox") == [(ancient[2], "wecom:a2")]
+    assert json.loads(_rows(db, "SELECT after FROM audit ORDER BY id DESC LIMIT 1")[0][0])["tombstones"] == 2
 
 
 async def test_exchanges_without_a_message_and_an_old_kept_picture_go_too(db: Database, inbox: InboxStore) -> None:
