@@ -198,6 +198,10 @@ class ControlClient:
         message = p.PlaygroundMessage(user=user, text=text, channel=channel)
         return await self._post(p.PlaygroundAccepted, "/playground", message)
 
+    async def prune(self, *, dry_run: bool = False, days: int | None = None) -> p.PruneReport:
+        """Prune now what is older than `days` (None: the daemon's retention_days); `dry_run`: only count it."""
+        return await self._post(p.PruneReport, "/prune", p.PruneRequest(dry_run=dry_run, days=days))
+
     # --- the live stream ---------------------------------------------------------------------------
     async def events(self, on_open: Callable[[], None] | None = None) -> AsyncIterator[p.Event]:
         """Follow the live event stream until the daemon goes away (then DaemonNotRunning). `on_open` is called

@@ -183,6 +183,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("data"), description="SQLite, images and the control socket; relative to the config file."
     )
+    retention_days: int | None = Field(
+        0,
+        ge=0,
+        description="Days to keep messages: once a day, questions, answers, reply parts and the pictures drawn "
+        "or sent that are older are deleted (a message not yet finished or sent stays). Quota counts, the audit "
+        "log and each message id (so a late retry is still a duplicate) survive. 0 or empty: keep everything.",
+    )
     control_socket: Path | None = Field(None, description="Unix socket of the control API.")
     metrics_listen: str = Field(
         "", description='host:port of the Prometheus /metrics listener, e.g. "127.0.0.1:9464"; empty: off.'

@@ -382,6 +382,49 @@ def reload(ctx: typer.Context) -> None:
     _print(ctx, result, lambda: [applied, *restart])
 
 
+# --- prune ---------------------------------------------------------------------------------------------
+def _bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KB", "MB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def _prune_lines(r: p.PruneReport) -> list[str]:
+    if r.days == 0 or r.cutoff is None:
+        return ["retention is off (retention_days is 0 or unset): nothing pruned; set it, or pass --days N"]
+    verb = "would prune" if r.dry_run else "pruned"
+    kept = f"{_time(r.oldest_kept)} … {_time(r.newest_kept)}" if r.oldest_kept and r.newest_kept else "none"
+    rows = [
+        ("messages", f"{r.messages} (each keeps only its id, so a late retry is still a duplicate)"),
+        ("exchanges", str(r.exchanges)),
+        ("reply parts", str(r.parts)),
+        ("drafts", str(r.drafts)),
+        ("files", f"{r.files} ({_bytes(r.file_bytes)})"),
+        ("old tombstones", f"{r.tombstones} (ids of messages pruned 30 days before)"),
+        ("messages kept", kept),
+    ]
+    return [f"{verb} what was received before {_time(r.cutoff)} (over {r.days} days ago):", *_table(rows)]
+
+
+@ctl_app.command()
+def prune(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go; change nothing.")] = False,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Prune what is older than N days instead of retention_days.")
+    ] = None,
+) -> None:
+    """Delete now what is older than retention_days (asks nothing) and print the counts; --dry-run only counts.
+    With retention_days 0 or unset and no --days, retention is off: nothing is pruned."""
+    result = _call(ctx, lambda c: c.prune(dry_run=dry_run, days=days))
+    _print(ctx, result, lambda: _prune_lines(result))
+
+
 # --- events --------------------------------------------------------------------------------------------
 def _event_line(event: p.Event) -> str:
     data = dict(event.data)

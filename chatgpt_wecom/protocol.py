@@ -185,3 +185,25 @@ class PlaygroundAccepted(BaseModel):
 class Reloaded(BaseModel):
     changed: list[str]
     restart_needed: list[str]
+
+
+class PruneRequest(BaseModel):
+    dry_run: bool = False  # only count what would go
+    days: int | None = Field(None, ge=1)  # None: the daemon's retention_days
+
+
+class PruneReport(BaseModel):
+    """What a prune removed (`dry_run`: would remove). `days` 0: retention is off and nothing was pruned."""
+
+    days: int
+    dry_run: bool
+    cutoff: float | None = None  # messages received before this were pruned
+    messages: int = 0  # emptied to a tombstone that keeps only the message id (dedupe)
+    exchanges: int = 0
+    parts: int = 0  # reply parts
+    drafts: int = 0
+    files: int = 0  # images drawn, pictures sent
+    file_bytes: int = 0
+    tombstones: int = 0  # tombstones dropped, 30 days past the cutoff
+    oldest_kept: float | None = None  # received_at of the oldest and newest messages kept
+    newest_kept: float | None = None

@@ -52,6 +52,7 @@ CONFIG_ENV = [
     "WECOM_API_BASE",
     "HOST",
     "DATA_DIR",
+    "RETENTION_DAYS",
     "CONTROL_SOCKET",
     "METRICS_LISTEN",
     "TIMEZONE",

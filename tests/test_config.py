@@ -226,3 +226,18 @@ def test_metrics_listen_is_off_by_default_and_a_bad_value_is_one_line(tmp_path: 
             load_settings(write(tmp_path, metrics_listen=bad))
         [line] = err.value.lines
         assert line.startswith(f"metrics_listen: {why} (got {bad!r})"), line
+
+
+def test_retention_days_keeps_everything_unless_set_and_is_never_negative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(write(tmp_path)).retention_days == 0
+    assert not load_settings(write(tmp_path, retention_days=None)).retention_days  # `retention_days:` left empty
+    assert load_settings(write(tmp_path, retention_days=90)).retention_days == 90
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, retention_days=-1))
+    assert err.value.lines[0].startswith("retention_days: ")
+    monkeypatch.setenv("RETENTION_DAYS", "30")
+    assert load_settings(write(tmp_path, retention_days=90)).retention_days == 30
+    monkeypatch.setenv("RETENTION_DAYS", "")  # an empty variable is ignored, as every other one
+    assert load_settings(write(tmp_path, retention_days=90)).retention_days == 90

@@ -18,7 +18,7 @@ RELOADABLE = frozenset({
     "log_level", "session_timeout", "max_question_len", "max_answer_len", "max_text", "default_mode",
     "max_request", "allow_users", "deny_users", "vip_users", "admin_users", "sensitive_words", "help",
     "deny_reply", "pause_notice", "reply_format", "timezone", "service_url", "stream_answers",
-    "history_link_hours", "max_answer_parts",
+    "history_link_hours", "max_answer_parts", "retention_days",
 })  # fmt: skip
 
 

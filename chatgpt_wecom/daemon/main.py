@@ -125,6 +125,7 @@ async def serve(
         for channel in services.channels.values():  # connection channels dial out (and reconnect by themselves)
             await channel.start(services.intake)
         services.ready = True
+        services.pruner.start()  # retention_days: shortly after start, then daily
         if on_ready is not None:
             on_ready(services)
         log.info(

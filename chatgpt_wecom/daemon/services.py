@@ -41,6 +41,7 @@ from chatgpt_wecom.daemon.pipeline.dispatcher import Dispatcher
 from chatgpt_wecom.daemon.pipeline.intake import Intake
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
 from chatgpt_wecom.daemon.pipeline.worker import Worker
+from chatgpt_wecom.daemon.pruner import Pruner
 from chatgpt_wecom.daemon.store.audit import AuditLog
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
@@ -51,6 +52,7 @@ from chatgpt_wecom.daemon.store.inbox import InboxStore, InboxWriter
 from chatgpt_wecom.daemon.store.outbox import OutboxStore
 from chatgpt_wecom.daemon.store.policy import PolicyStore
 from chatgpt_wecom.daemon.store.private import secure_data_dir
+from chatgpt_wecom.daemon.store.retention import RetentionStore
 from chatgpt_wecom.daemon.store.state import DaemonState
 from chatgpt_wecom.daemon.store.usage import UsageStore
 from chatgpt_wecom.daemon.web.links import HistoryLinks, LinkSigner
@@ -70,6 +72,8 @@ class Tuning:
     clock: Callable[[], float] = time.time  # "now" for received messages, quotas and usage
     listener: ListenerLimits = field(default_factory=ListenerLimits)  # the public port's timeouts and cap
     checkpoint_every: float = 2.0  # seconds between checkpoints of an answer growing in place
+    prune_first_after: float = 60.0  # seconds from start to the first prune (retention_days)
+    prune_every: float = 86_400.0  # seconds between prunes
 
 
 class Services:
@@ -120,6 +124,9 @@ class Services:
         self.history = HistoryStore(self.db)
         self.audit = AuditLog(self.db)
         self.state = DaemonState(self.db)
+        self.pruner = Pruner(RetentionStore(self.db, s.data_dir), self.live, t.clock,
+                             first_after=t.prune_first_after, every=t.prune_every)  # fmt: skip
+        stack.push_async_callback(self.pruner.stop)  # started by serve(); stopped before the database closes
         self.pause = Pause(self.db, self.state, self.live, self.bus)
         await self.pause.restore()
         self.policy = LivePolicy(PolicyStore(self.db), self.bus)

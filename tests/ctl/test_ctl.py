@@ -152,7 +152,8 @@ async def test_status_lists_each_channel_with_its_state_and_facts(
     lines = human.lines
     start = lines.index("channels:")
     assert re.fullmatch(r"  wecom    up since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d · 0 reconnects", lines[start + 1])
-    assert lines[start + 2] == f"           api_base {wecom.base_url} · corp_id {TEST_CORP_ID} · agent_id {AGENT_ID}"
+    facts = f"api_base {wecom.base_url} · corp_id {TEST_CORP_ID} · agent_id {AGENT_ID} · egress directly"
+    assert lines[start + 2] == f"           {facts}"
     assert lines[start + 3 : start + 5] == [
         "  corpbot  DOWN · 3 reconnects · last error: the line is busy",
         "           namespace wecom · kind in memory",

@@ -1,7 +1,7 @@
 """The control API: JSON under /v1 on the daemon's Unix socket — the only way `ctl` and the TUI steer it.
 
 Reads: status, conversations, a user's history, quotas, lists, words, templates, audit log.
-Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground.
+Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground, a prune.
 Live: `GET /v1/events` streams bus events as Server-Sent Events from a bounded per-client queue; past the bus's
 cap of clients a new one gets 503 `too_many_clients`.
 Errors are `{"error", "code"}`. Changes are audited with the operator's OS user as the actor.
@@ -221,6 +221,14 @@ async def playground(request: web.Request) -> web.Response:
     return _json(p.PlaygroundAccepted(inbox_id=inbox_id))
 
 
+async def prune(request: web.Request) -> web.Response:
+    body = await _body(request, p.PruneRequest)
+    result = await _svc(request).pruner.run(body.days, dry_run=body.dry_run, actor=operator(request))
+    if result is None:
+        return _json(p.PruneReport(days=0, dry_run=body.dry_run))
+    return _json(p.PruneReport(**{k: v for k, v in vars_of(result).items() if k in p.PruneReport.model_fields}))
+
+
 # --- live events ---------------------------------------------------------------------------------------
 def _sse(event: Event) -> bytes:
     wire = p.Event(seq=event.seq, kind=event.kind, at=event.at, data=event.data, dropped=event.dropped)
@@ -282,5 +290,6 @@ def make_control_app(services: Services) -> web.Application:
     r.add_post(f"{api}/resume", resume)
     r.add_post(f"{api}/reload", reload)
     r.add_post(f"{api}/playground", playground)
+    r.add_post(f"{api}/prune", prune)
     r.add_get(f"{api}/events", events)
     return app

@@ -175,4 +175,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX feedback_inbox ON feedback(inbox_id);
     """,
+    # 9: retention. A pruned message keeps its inbox row as a tombstone (content and payload emptied, `pruned_at`
+    #    set) so its dedupe key still stops a late retry; the partial indexes find what to prune without walking
+    #    the tombstones, and the tombstones old enough to drop.
+    """
+    ALTER TABLE inbox ADD COLUMN pruned_at REAL;
+    CREATE INDEX inbox_unpruned ON inbox(received_at) WHERE pruned_at IS NULL;
+    CREATE INDEX inbox_tombstones ON inbox(received_at) WHERE pruned_at IS NOT NULL;
+    """,
 )
