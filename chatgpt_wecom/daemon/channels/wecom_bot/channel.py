@@ -1,0 +1,394 @@
+"""The WeCom AI bot (智能机器人) as a channel: callbacks in over the daemon's own WebSocket, answers streamed in
+place (one message, rewritten with the cumulative text), the rest pushed with `aibot_send_msg`.
+
+- A message is handed to the intake in the order it came (the intake dedupes its msgid, across restarts too).
+  In a group the leading @mention is stripped; a bare @ asks about the quoted message. Voice comes transcribed,
+  a picture is downloaded and decrypted on arrival (its URL lives 5 min), a mixed message is its picture (kept for
+  the question) followed by its text. enter_chat gets the welcome at once; feedback_event is stored.
+- `live_reply` opens the stream when the message came on the current connection: a first frame at once ("思考中…",
+  with the feedback id = the message's msgid), then the newest text at most every `frame_interval` s, one frame at
+  a time, each waiting for its ack; superseded texts are skipped. Part 0 of the answer is the stream's finish frame.
+- Part 0 with no open stream (the message came before a restart or reconnect): within 5.5 min of the message, one
+  try of the finish frame on the stored req_id and the deterministic stream id (`s_` + msgid) — it closes the
+  bubble a dead stream left, if the server still takes it — else (and on any error) `aibot_send_msg` markdown.
+  Expired (846608) or unknown (846605) streams fall back the same way. Later parts are `aibot_send_msg` markdown.
+- Images: chunked upload, then `aibot_send_msg` image; the media_id is reused by later tries for 2 days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.channels.base import (
+    Capabilities,
+    Channel,
+    DeliveryError,
+    Feedback,
+    Inbound,
+    Intake,
+    LiveReply,
+    Misconfigured,
+    Origin,
+    Outgoing,
+    Rejected,
+    RetryLater,
+)
+from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy, RetryPolicy
+from chatgpt_wecom.daemon.channels.wecom_bot import media, protocol
+from chatgpt_wecom.daemon.channels.wecom_bot.connection import (
+    AckTimeout,
+    CommandFailed,
+    Connection,
+    NotConnected,
+    SubscribeRefused,
+)
+from chatgpt_wecom.daemon.channels.wecom_bot.protocol import Received
+from chatgpt_wecom.daemon.media.errors import MediaError
+from chatgpt_wecom.daemon.media.images import extension, read_image
+from chatgpt_wecom.daemon.pipeline.pacing import Rate
+
+log = logging.getLogger(__name__)
+
+THINKING = "思考中…"  # the first frame: the bubble appears at once
+IMAGE_NOTE = "图片如下。"  # a stream whose answer is an image ends with this (a finish frame needs visible text)
+EMPTY = "（无内容）"
+LATE_FINISH = 330.0  # seconds after a message its stream may still be finished on the wire (it expires at 360)
+MEDIA_REUSE = 2 * 24 * 3600.0  # an upload is reused this long (the server keeps it 3 days)
+KNOWN_REQS = 4096  # callback req_ids remembered (which connection each came on)
+HINT = "check wecom_bot_id and wecom_bot_secret (admin console: 智能机器人 → API 模式 → 长连接)"
+RATINGS = {1: "good", 2: "bad", 3: "cancelled"}
+
+Misconfiguration = Callable[[str, str, str], None]
+
+
+def stream_id(message_id: str) -> str:
+    """The stream of the answer to `message_id`: the same after a restart."""
+    return f"s_{message_id}"
+
+
+def _visible(text: str) -> str:
+    return text if text.strip() else EMPTY  # WeCom ignores invisible content: the bubble would keep "thinking"
+
+
+def _delivery_error(exc: Exception) -> DeliveryError:
+    if isinstance(exc, CommandFailed):
+        if exc.errcode in protocol.RATE_LIMITED:
+            return RetryLater(str(exc), slow_down=True)
+        if exc.errcode in protocol.RETRYABLE:
+            return RetryLater(str(exc))
+        return Rejected(str(exc))
+    return RetryLater(str(exc))  # NotConnected, AckTimeout
+
+
+class _Stream(LiveReply):
+    """One answer growing in place: the newest text, sent when the previous frame is acknowledged and
+    `interval` has passed."""
+
+    def __init__(self, conn: Connection, req_id: str, message_id: str, interval: float) -> None:
+        self.conn, self.req_id, self.message_id = conn, req_id, message_id
+        self.id = stream_id(message_id)
+        self._interval = interval
+        self._latest = ""
+        self._sent = ""
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+        self.frames = 0  # acknowledged
+        self.refused: CommandFailed | None = None  # the server will take no more frames (846605 / 846608)
+        self.lost = False  # the connection it was opened on closed
+        self._task = asyncio.create_task(self._run(), name=f"wecom_bot:stream:{message_id}")
+
+    def show(self, text: str) -> None:
+        if not self._closing.is_set():
+            self._latest = protocol.cap(text)
+            self._wake.set()
+
+    async def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    @property
+    def usable(self) -> bool:
+        return self.refused is None and not self.lost
+
+    async def _run(self) -> None:
+        await self._frame(THINKING)
+        while self.usable:
+            await self._wake.wait()
+            if self._closing.is_set():
+                return  # the finish frame follows as part 0: an update now would only delay it
+            self._wake.clear()
+            text = self._latest
+            if text.strip() and text != self._sent:
+                await self._frame(text)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self._interval)
+
+    async def _frame(self, text: str) -> None:
+        first = self.frames == 0
+        frame = protocol.stream(
+            self.req_id, self.id, text, finish=False, feedback_id=self.message_id if first else None
+        )
+        try:
+            await self.conn.request(frame)
+        except CommandFailed as exc:
+            if exc.errcode in protocol.STREAM_GONE:
+                self.refused = exc
+            log.warning("wecom_bot: stream frame of %s refused: %s", self.message_id, exc)
+            return
+        except AckTimeout:
+            return  # its state is unknown: the next cumulative frame repairs it
+        except NotConnected:
+            self.lost = True
+            return
+        self._sent = text
+        self.frames += 1
+
+
+class WeComBot(Channel):
+    name = "wecom_bot"
+    namespace = "wecom"  # the same people as the app: one quota, one set of lists
+    capabilities = Capabilities(
+        text_limit=20000,
+        formats=frozenset({"markdown"}),
+        streams_in_place=True,
+        sends_unprompted=True,
+        media_in=frozenset({"voice", "image"}),
+        media_out=frozenset({"image"}),
+        rates=(Rate(30, 60), Rate(1000, 3600)),
+        message_max_age=300.0,
+    )
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: aiohttp.ClientSession,
+        retry: RetryPolicy,
+        misconfigured: Misconfiguration,
+        connection: ConnectionPolicy,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._policy = connection
+        self._misconfigured = misconfigured
+        self.conn = Connection(
+            http, settings.wecom_bot_ws_url, settings.wecom_bot_id, settings.wecom_bot_secret.get_secret_value(),
+            connection, self.state, self._callback, self._subscribe_refused,
+        )  # fmt: skip
+        self.pictures = media.Pictures(http, retry.timeout)
+        self._intake: Intake | None = None
+        self._messages: asyncio.Queue[tuple[Received, int]] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reqs: dict[str, int] = {}  # callback req_id → the connection (epoch) it came on
+        self._streams: dict[str, _Stream] = {}  # message id → its open stream
+        self._stopped = False
+
+    @staticmethod
+    def configured(settings: Settings) -> bool:
+        return settings.wecom_bot_on
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+    async def start(self, intake: Intake) -> None:
+        self._intake = intake
+        self._reader = asyncio.create_task(self._read_messages(), name="wecom_bot:messages")
+        self.conn.start()
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for stream in self._streams.values():
+            stream.cancel()
+        self._streams.clear()
+        await self.conn.stop()
+        tasks = [*self._tasks, *([self._reader] if self._reader else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _subscribe_refused(self, exc: SubscribeRefused) -> None:
+        self._misconfigured(f"wecom_bot {exc.errcode}", f"wecom_bot: subscribe {exc}", HINT)
+
+    # --- received ---------------------------------------------------------------------------------------------
+    def _callback(self, frame: Received, epoch: int) -> None:
+        if frame.cmd == protocol.MSG_CALLBACK:
+            self._reqs[frame.req_id] = epoch
+            while len(self._reqs) > KNOWN_REQS:
+                del self._reqs[next(iter(self._reqs))]
+            self._messages.put_nowait((frame, epoch))
+        elif frame.cmd == protocol.EVENT_CALLBACK:
+            event = str((frame.body.get("event") or {}).get("eventtype") or "")
+            if event == "disconnected_event":
+                self.state.detail["kicked"] = "true"
+                self.conn.kick()
+                return
+            task = asyncio.create_task(self._event(event, frame), name=f"wecom_bot:{event}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _read_messages(self) -> None:
+        while True:
+            frame, _ = await self._messages.get()
+            try:
+                for inbound in await self._inbound(frame):
+                    assert self._intake is not None
+                    await self._intake(self, inbound)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("wecom_bot: a message could not be taken in (msgid %s)", frame.body.get("msgid"))
+
+    async def _inbound(self, frame: Received) -> list[Inbound]:
+        """The messages one callback makes (a mixed one: its picture, then its text)."""
+        body = frame.body
+        msgid, user = str(body.get("msgid") or ""), str((body.get("from") or {}).get("userid") or "")
+        if not msgid or not user:
+            return []
+        chattype = str(body.get("chattype") or "single")
+        group = chattype == "group"
+        chat = str(body.get("chatid") or "") if group else ""
+        payload = {"req_id": frame.req_id, "chattype": chattype}
+        msgtype = str(body.get("msgtype") or "")
+
+        def text_of(raw: str) -> str:
+            text = protocol.strip_mention(raw, self._settings.wecom_bot_name) if group else raw.strip()
+            return text or protocol.quote_text(body).strip()
+
+        def message(key: str, kind: str, content: str, **extra: str) -> Inbound:
+            return Inbound(key, user, kind, content, chat=chat, payload={**payload, **extra})
+
+        if msgtype == "text":
+            text = text_of(str((body.get("text") or {}).get("content") or ""))
+            return [message(msgid, "text", text)] if text else []
+        if msgtype == "voice":
+            heard = str((body.get("voice") or {}).get("content") or "").strip()
+            return [message(msgid, "voice", heard, recognition=heard)]
+        if msgtype == "image":
+            return [await self._picture(message, msgid, body.get("image") or {})]
+        if msgtype == "mixed":
+            raw, image = protocol.mixed_parts(body.get("mixed") or {})
+            found = [await self._picture(message, f"{msgid}:image", image)] if image else []
+            text = text_of(raw)
+            return found + ([message(msgid, "text", text)] if text else [])
+        return [message(msgid, msgtype or "unknown", "")]  # file, video …: the pipeline says it cannot read them
+
+    async def _picture(self, message: Callable[..., Inbound], key: str, image: dict[str, Any]) -> Inbound:
+        ref = media.ref(str(image.get("url") or ""), str(image.get("aeskey") or ""))
+        await self.pictures.prefetch(ref)  # now: its URL lives 5 minutes
+        result: Inbound = message(key, "image", "", media_id=ref)
+        return result
+
+    async def _event(self, event: str, frame: Received) -> None:
+        body = frame.body
+        user = str((body.get("from") or {}).get("userid") or "")
+        try:
+            if event == "enter_chat" and self._settings.wecom_bot_welcome:
+                await self.conn.request(protocol.welcome(frame.req_id, self._settings.wecom_bot_welcome))
+            elif event == "feedback_event":
+                found = (body.get("event") or {}).get("feedback_event") or {}
+                rating = RATINGS.get(int(found.get("type") or 0))
+                if rating is None or not found.get("id"):
+                    return
+                reasons = tuple(int(r) for r in found.get("inaccurate_reason_list") or [])
+                verdict = Feedback(str(found["id"]), user, rating, str(found.get("content") or ""), reasons)
+                assert self._intake is not None
+                await self._intake.feedback(self, verdict)
+        except (CommandFailed, AckTimeout, NotConnected) as exc:
+            log.warning("wecom_bot: %s of %s not answered: %s", event, user, exc)
+        except (ValueError, TypeError):
+            log.warning("wecom_bot: a malformed %s of %s was ignored", event, user)
+
+    # --- answering ------------------------------------------------------------------------------------------
+    def live_reply(self, origin: Origin) -> LiveReply | None:
+        req_id = origin.payload.get("req_id", "")
+        current = self.conn.subscribed and self._reqs.get(req_id) == self.conn.epoch
+        if not current or ":" in origin.message_id:
+            return None  # before a restart or reconnect (the req_id is gone with its connection), or a part message
+        old = self._streams.pop(origin.message_id, None)
+        if old is not None:
+            old.cancel()
+        stream = _Stream(self.conn, req_id, origin.message_id, self._policy.frame_interval)
+        self._streams[origin.message_id] = stream
+        return stream
+
+    async def send(self, message: Outgoing) -> str | None:
+        if self.conn.refused is not None and not self.conn.subscribed:
+            raise Misconfigured(f"wecom_bot: subscribe {self.conn.refused}", HINT)
+        try:
+            if message.kind == "image":
+                return await self._send_image(message)
+            content = _visible(message.content)
+            if message.part == 0 and message.origin is not None and await self._finish(message.origin, content):
+                return None
+            await self.conn.request(protocol.send_markdown(self._chatid(message), content))
+            return None
+        except (CommandFailed, AckTimeout, NotConnected) as exc:
+            raise _delivery_error(exc) from None
+
+    @staticmethod
+    def _chatid(message: Outgoing) -> str:
+        return message.chat or message.user_id  # a group's chatid, or the user's id for a private chat
+
+    async def _finish(self, origin: Origin, content: str) -> bool:
+        """End the answer's stream with `content`; False when it must go as a message of its own."""
+        stream = self._streams.pop(origin.message_id, None)
+        if stream is not None:
+            await stream.close()
+            if stream.refused is not None:
+                return False
+            req_id, feedback = stream.req_id, (origin.message_id if stream.frames == 0 else None)
+        else:
+            req_id, feedback = origin.payload.get("req_id", ""), origin.message_id
+            if not req_id or ":" in origin.message_id or time.time() - origin.received_at > LATE_FINISH:
+                return False
+        frame = protocol.stream(req_id, stream_id(origin.message_id), content, finish=True, feedback_id=feedback)
+        try:
+            await self.conn.request(frame)
+        except AckTimeout:
+            if stream is not None:
+                self._streams[origin.message_id] = stream  # the next try finishes it again
+            raise
+        except (CommandFailed, NotConnected) as exc:
+            log.info("wecom_bot: the stream of %s could not be finished (%s); sending the answer as a message",
+                     origin.message_id, exc)  # fmt: skip
+            return False
+        return True
+
+    async def _send_image(self, message: Outgoing) -> str:
+        if message.part == 0 and message.origin is not None:
+            with contextlib.suppress(AckTimeout):
+                await self._finish(message.origin, IMAGE_NOTE)
+        media_id = message.media_ref
+        if media_id is None or message.media_at is None or time.time() - message.media_at > MEDIA_REUSE:
+            try:
+                data, content_type = await read_image(message.content)
+                media_id = await media.upload(self.conn.request, "image", f"image{extension(content_type)}", data)
+            except (MediaError, ValueError) as exc:
+                raise Rejected(str(exc)) from None
+        await self.conn.request(protocol.send_image(self._chatid(message), media_id))
+        return media_id
+
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
+        return await self.pictures.fetch(ref)
+
+    def detail(self) -> dict[str, Any]:
+        """What status shows of the AI bot (no secret)."""
+        up = self.conn.subscribed
+        return {
+            "ws_url": self.conn.where, "bot_id": self._settings.wecom_bot_id, "connected": up,
+            "connected_since": self.state.since if up else None, "last_ping_rtt_ms": self.conn.last_ping_rtt_ms,
+            "reconnects": self.state.reconnects, "kicked": self.conn.kicked, "last_error": self.state.last_error,
+            "open_streams": len(self._streams),
+        }  # fmt: skip

@@ -1,0 +1,33 @@
+"""The AI bot's end-to-end helpers: settings with only the AI bot (or beside the app), a fast connection policy."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from chatgpt_wecom.config import WECOM_APP_KEYS, Settings
+from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy
+from tests.daemon_runner import FAST, make_settings
+from tests.fakes.model import FakeModel
+from tests.fakes.wecom import FakeWeCom
+from tests.fakes.wecom_bot import FakeAIBot
+
+QUICK = ConnectionPolicy(heartbeat=0.2, missed_pongs=2, idle_timeout=1.0, ack_timeout=1.0, first_backoff=0.05,
+                         max_backoff=0.8, frame_interval=0.05)  # fmt: skip
+BOT_FAST = replace(FAST, connection=QUICK)
+
+
+def bot_settings(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, bot: FakeAIBot, *, app: bool = False,
+                 **overrides: Any) -> Settings:  # fmt: skip
+    """The AI bot on the fake; the WeCom app too when `app` (else its keys are empty)."""
+    values: dict[str, Any] = {"wecom_bot_id": bot.bot_id, "wecom_bot_secret": bot.secret,
+                              "wecom_bot_ws_url": bot.ws_url, "wecom_bot_name": "RobotA"}  # fmt: skip
+    values.update(overrides)
+    settings = make_settings(tmp_path, wecom, model, **values)
+    if app:
+        return settings
+    dumped = settings.model_dump()
+    for key in WECOM_APP_KEYS:
+        dumped.pop(key, None)
+    return Settings(**dumped)
