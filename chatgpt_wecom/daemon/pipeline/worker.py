@@ -179,11 +179,10 @@ class Worker:
             return
         if row.state == "pending":
             streamed = await self._outbox.stored(row.id)
-            if (draft := await self._drafts.get(row.id)) is not None:
-                streamed.append(draft)  # the message that was growing in place when the daemon stopped
+            draft = await self._drafts.get(row.id)  # the message that was growing in place when the daemon stopped
             try:
-                if streamed:
-                    await self._interrupted(row, streamed)
+                if streamed or draft is not None:
+                    await self._interrupted(row, streamed, draft)
                 else:
                     await self._answer(row)
             except (Postponed, asyncio.CancelledError):
@@ -271,11 +270,17 @@ class Worker:
                 await OutboxStore.add_parts(conn, row, "image", [outcome.image_path], start=start)
             await InboxStore.set_state(conn, row.id, "answered")
 
-    async def _interrupted(self, row: InboxRow, streamed: list[str]) -> None:
-        """A streamed answer was cut off by a stop: finish it honestly instead of answering twice."""
+    async def _interrupted(self, row: InboxRow, streamed: list[str], draft: str | None) -> None:
+        """A streamed answer was cut off by a stop: finish it honestly instead of answering twice. The text that was
+        growing in place (`draft`) is sent again before the note: its live message cannot be updated after a
+        restart, so this is the only complete copy the user gets (a channel that can still finish that message
+        turns it into its final state)."""
         log.info("pipeline: message %d of %s was cut off mid-answer; sending what was stored", row.id, row.user_id)
-        partial = "\n\n".join(streamed)
-        await self._close_with_note(row, partial, "interrupted by a restart", replies.answer_interrupted(), partial)
+        partial = "\n\n".join([*streamed, *([draft] if draft is not None else [])])
+        resend = split_message(draft, self._limit(row)) if draft else []
+        await self._close_with_note(
+            row, partial, "interrupted by a restart", replies.answer_interrupted(), partial, resend=resend
+        )
 
     async def _failed(self, row: InboxRow, exc: Exception) -> None:
         """Something unforeseen broke while answering: apologise once, record the error, tell the operator."""
@@ -288,9 +293,11 @@ class Worker:
         apology = replies.internal_error()
         await self._close_with_note(row, partial, f"internal error: {exc!r}", apology, apology)
 
-    async def _close_with_note(self, row: InboxRow, partial: str | None, error: str, note: str, shown: str) -> None:
+    async def _close_with_note(
+        self, row: InboxRow, partial: str | None, error: str, note: str, shown: str, resend: list[str] | None = None
+    ) -> None:
         """Record the exchange as it ended (what was sent, and why it stopped), queue `note` after the parts already
-        stored, and mark the message answered — in one transaction."""
+        stored (after `resend`, text to send again), and mark the message answered — in one transaction."""
         exchange = Exchange(
             user_id=row.user_id, mode="", question=row.content, answer=partial, asked_at=row.received_at,
             answered_at=time.time(), error=error, in_context=False, namespace=row.namespace, chat=row.key.chat,
@@ -298,7 +305,7 @@ class Worker:
         async with self._db.tx() as conn:
             await ConversationStore.add_exchange(conn, row.id, exchange)
             start = await OutboxStore.next_part(conn, row.id)
-            await OutboxStore.add_parts(conn, row, self._format(row), [note], start=start)
+            await OutboxStore.add_parts(conn, row, self._format(row), [*(resend or []), note], start=start)
             await DraftStore.drop(conn, row.id)
             await InboxStore.set_state(conn, row.id, "answered")
         self._bus.publish("reply.stored", user=row.user_id, inbox_id=row.id, parts=1, text=preview(shown))

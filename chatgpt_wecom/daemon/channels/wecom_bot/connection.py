@@ -86,6 +86,11 @@ class Connection:
     def where(self) -> str:
         return redact_userinfo(self._url)
 
+    @property
+    def running(self) -> bool:
+        """Whether it is connected or will dial again (False once stopped or kicked)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="wecom_bot:connection")
