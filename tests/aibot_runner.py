@@ -10,7 +10,7 @@ import yaml
 
 from chatgpt_wecom.config import WECOM_APP_KEYS, Settings
 from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy
-from tests.daemon_runner import FAST, DaemonProcess, make_settings
+from tests.daemon_runner import FAST, DaemonProcess, make_settings, write_config
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 from tests.fakes.wecom_bot import FakeAIBot
@@ -35,13 +35,19 @@ def bot_settings(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, bot: FakeAI
     return Settings(**dumped)
 
 
-def bot_process(settings: Settings, workdir: Path) -> DaemonProcess:
-    """`chatgpt-wecom run` with a config.yml that has the AI bot and none of the app's keys (as an operator writes
-    it), and the fast connection policy is not available to a child process: production timings."""
-    process = DaemonProcess(settings, workdir)
-    values = yaml.safe_load(process.config.read_text(encoding="utf-8"))
+def bot_config(settings: Settings, path: Path) -> Path:
+    """The settings as a config.yml (as an operator writes it: without the app's keys when it is off)."""
+    write_config(settings, path)
+    values = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not settings.wecom_app_on:
         for key in WECOM_APP_KEYS:
             values.pop(key, None)
-    process.config.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    path.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def bot_process(settings: Settings, workdir: Path) -> DaemonProcess:
+    """`chatgpt-wecom run` on `bot_config` (production connection timings: a child gets no Tuning)."""
+    process = DaemonProcess(settings, workdir)
+    bot_config(settings, process.config)
     return process

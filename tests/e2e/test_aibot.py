@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from Crypto.Cipher import AES
 
 from chatgpt_wecom.daemon.services import Services
-from tests.aibot_runner import BOT_FAST, bot_settings
+from tests.aibot_runner import BOT_FAST, QUICK, bot_settings
 from tests.daemon_runner import DaemonRunner
 from tests.fakes.model import FakeModel, tiny_png
 from tests.fakes.wecom import FakeWeCom
@@ -49,6 +50,10 @@ async def test_a_private_question_is_answered_in_place(
     grown = stream.contents[1:]
     assert all(answer.startswith(c) for c in grown), grown  # cumulative: each frame the whole text so far
     assert bot.sent == [] and not bot.late_frames
+    ways = [f.way for f in bot.frames if f.req_id == req_id]
+    assert ways[0] == "out" and ways[1:] == ["in", "out"] * (len(ways) // 2)  # one at a time, each acked first
+    sent = [f.at for f in bot.sent_frames("aibot_respond_msg")]
+    assert all(b - a >= QUICK.frame_interval * 0.9 for a, b in itertools.pairwise(sent[1:-1]))
 
 
 async def running(daemon: DaemonRunner, bot: FakeAIBot) -> Services:
