@@ -258,7 +258,7 @@ async def test_status_shows_the_connection(tmp_path: Path, wecom: FakeWeCom, mod
         await bot.wait_for(lambda: services.channels["wecom_bot"].detail()["last_ping_rtt_ms"] is not None)
         status = await services.operator.status()
     (channel,) = status.channels
-    assert channel.name == "wecom_bot" and channel.up and channel.since
-    assert channel.detail["connected_since"] and channel.detail["kicked"] is False
-    assert channel.detail["last_ping_rtt_ms"] >= 0 and channel.detail["reconnects"] == 0
+    assert channel.name == "wecom_bot" and channel.up and channel.since and channel.reconnects == 0
+    assert channel.detail["kicked"] is False and channel.detail["last_ping_rtt_ms"] >= 0
+    assert channel.detail["bot_id"] == bot.bot_id and channel.detail["ws_url"] == bot.ws_url.rstrip("/")
     assert status.corp_id == "" and bot.secret not in status.model_dump_json()

@@ -231,7 +231,6 @@ class WeComBot(Channel):
         elif frame.cmd == protocol.EVENT_CALLBACK:
             event = str((frame.body.get("event") or {}).get("eventtype") or "")
             if event == "disconnected_event":
-                self.state.detail["kicked"] = "true"
                 self.conn.kick()
                 return
             task = asyncio.create_task(self._event(event, frame), name=f"wecom_bot:{event}")
@@ -384,11 +383,11 @@ class WeComBot(Channel):
         return await self.pictures.fetch(ref)
 
     def detail(self) -> dict[str, Any]:
-        """What status shows of the AI bot (no secret)."""
-        up = self.conn.subscribed
+        """What status shows of the AI bot besides up/since (connected since), reconnects and the last error, which
+        every channel reports: where it connects, as which bot, the last ping's round trip, whether it was kicked,
+        and the answers growing in place now (no secret)."""
         return {
-            "ws_url": self.conn.where, "bot_id": self._settings.wecom_bot_id, "connected": up,
-            "connected_since": self.state.since if up else None, "last_ping_rtt_ms": self.conn.last_ping_rtt_ms,
-            "reconnects": self.state.reconnects, "kicked": self.conn.kicked, "last_error": self.state.last_error,
+            "ws_url": self.conn.where, "bot_id": self._settings.wecom_bot_id,
+            "last_ping_rtt_ms": self.conn.last_ping_rtt_ms, "kicked": self.conn.kicked,
             "open_streams": len(self._streams),
         }  # fmt: skip

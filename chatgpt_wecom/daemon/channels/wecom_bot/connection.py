@@ -184,7 +184,6 @@ class Connection:
             if self._stopping.is_set():
                 return
             if self.kicked:
-                self._state.detail["kicked"] = "true"
                 return
             if up_at is not None and time.monotonic() - up_at >= 2 * self._policy.heartbeat:
                 failures = 0  # it stayed up: the next close starts the backoff afresh
@@ -217,7 +216,6 @@ class Connection:
             self.epoch += 1
             self.subscribed, self._missed, self.refused = True, 0, None
             self._state.went_up()
-            self._state.detail.pop("kicked", None)
             log.info("wecom_bot: connected to %s and subscribed as %s", self.where, self._bot_id)
             heartbeat = asyncio.create_task(self._heartbeat(ws), name="wecom_bot:heartbeat")
             try:
