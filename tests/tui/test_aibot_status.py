@@ -36,6 +36,7 @@ async def test_the_ai_bot_up_then_kicked(tmp_path: Path, wecom: FakeWeCom, model
                 assert line.split() == ["wecom_bot", "✓", "up", "since", "12:00:00", "·", "0", "reconnects"]
                 facts = " ".join(" ".join(lines[lines.index(line) + 1 :]).split())  # the facts wrap
                 assert facts.startswith(f"namespace wecom · ws_url {settings.wecom_bot_ws_url} · bot_id {bot.bot_id}")
+                assert "access token" not in flat(screen_text(app))  # no WeCom app: no token section
                 assert "· last_ping_rtt_ms " in facts and "· kicked false" in facts and bot.secret not in facts
 
                 async with aiohttp.ClientSession() as http, http.ws_connect(bot.ws_url) as other:
