@@ -262,3 +262,48 @@ async def test_status_shows_the_connection(tmp_path: Path, wecom: FakeWeCom, mod
     assert channel.detail["kicked"] is False and channel.detail["last_ping_rtt_ms"] >= 0
     assert channel.detail["bot_id"] == bot.bot_id and channel.detail["ws_url"] == bot.ws_url.rstrip("/")
     assert status.corp_id == "" and bot.secret not in status.model_dump_json()
+
+
+@pytest.mark.parametrize("errcode", [846609, 6000])
+async def test_a_busy_or_unsubscribed_answer_is_retried_with_nothing_lost(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel, bot: FakeAIBot, errcode: int
+) -> None:
+    answer = "\n\n".join(f"第{n}段：" + "长" * 300 for n in range(30))  # ~27 KB: a finish frame and a message
+    model.set_reply(answer)
+    async with DaemonRunner(bot_settings(tmp_path, wecom, model, bot), BOT_FAST) as daemon:
+        await running(daemon, bot)
+        bot.fail("aibot_send_msg", errcode, times=2)
+        req_id, _ = await bot.push_text("alice", "写长文")
+        await bot.wait_for(lambda: bool(bot.markdowns("alice")), what="the rest as a message")
+        await daemon.idle()
+    assert len(bot.sent_frames("aibot_send_msg")) == 3  # refused twice, then taken
+    assert bot.seen(req_id, "alice").replace("\n", "") == answer.replace("\n", "")
+
+
+async def test_a_connection_lost_mid_answer_still_ends_in_one_complete_answer(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel, bot: FakeAIBot
+) -> None:
+    answer = "".join(f"第{n}句。" for n in range(60))
+    model.set_reply(answer)
+    model.set_stream(chunk_chars=10, chunk_delay=0.05)
+    async with DaemonRunner(bot_settings(tmp_path, wecom, model, bot), BOT_FAST) as daemon:
+        await running(daemon, bot)
+        req_id, msgid = await bot.push_text("alice", "讲")
+        await bot.wait_for(lambda: len(bot.streams_of(req_id)) == 1 and len(bot.streams_of(req_id)[0].contents) > 2)
+        await bot.drop()
+        stream = await bot.wait_finished(req_id)
+        await daemon.idle()
+    assert bot.connections == 2
+    assert stream.text == answer and stream.id == f"s_{msgid}"  # the same bubble, finished on the new connection
+    assert bot.sent == [] and not bot.late_frames and len(model.requests) == 1
+
+
+async def test_chat_type_1_answers_private_chats_only(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel, bot: FakeAIBot
+) -> None:
+    async with DaemonRunner(bot_settings(tmp_path, wecom, model, bot, chat_type="1"), BOT_FAST) as daemon:
+        await running(daemon, bot)
+        req_id, _ = await bot.push_text("alice", "@RobotA 你好", chat="wrGROUP1")
+        stream = await bot.wait_finished(req_id)
+        await daemon.idle()
+    assert model.requests == [] and stream.text and "echo" not in stream.text

@@ -193,6 +193,7 @@ class WeComBot(Channel):
         self._tasks: set[asyncio.Task[None]] = set()
         self._reqs: dict[str, int] = {}  # callback req_id → the connection (epoch) it came on
         self._streams: dict[str, _Stream] = {}  # message id → its open stream
+        self._finished: dict[str, None] = {}  # message ids whose stream this process finished (oldest first)
         self._stopped = False
 
     @staticmethod
@@ -341,7 +342,10 @@ class WeComBot(Channel):
         return message.chat or message.user_id  # a group's chatid, or the user's id for a private chat
 
     async def _finish(self, origin: Origin, content: str) -> bool:
-        """End the answer's stream with `content`; False when it must go as a message of its own."""
+        """End the answer's stream with `content`; False when it must go as a message of its own. Raises (for a
+        later try) when the connection is down, the server is busy or the frame's fate is unknown."""
+        if origin.message_id in self._finished:
+            return False  # an earlier try finished it (then the image after it failed): never a second finish
         stream = self._streams.pop(origin.message_id, None)
         if stream is not None:
             await stream.close()
@@ -355,20 +359,28 @@ class WeComBot(Channel):
         frame = protocol.stream(req_id, stream_id(origin.message_id), content, finish=True, feedback_id=feedback)
         try:
             await self.conn.request(frame)
-        except AckTimeout:
-            if stream is not None:
-                self._streams[origin.message_id] = stream  # the next try finishes it again
-            raise
-        except (CommandFailed, NotConnected) as exc:
-            log.info("wecom_bot: the stream of %s could not be finished (%s); sending the answer as a message",
+        except CommandFailed as exc:
+            if exc.errcode in protocol.RETRYABLE:
+                self._keep(origin.message_id, stream)
+                raise
+            log.info("wecom_bot: the stream of %s cannot be finished (%s); the answer goes as a message",
                      origin.message_id, exc)  # fmt: skip
             return False
+        except (AckTimeout, NotConnected):
+            self._keep(origin.message_id, stream)  # the next try finishes it (on the next connection)
+            raise
+        self._finished[origin.message_id] = None
+        while len(self._finished) > KNOWN_REQS:
+            del self._finished[next(iter(self._finished))]
         return True
+
+    def _keep(self, message_id: str, stream: _Stream | None) -> None:
+        if stream is not None:
+            self._streams[message_id] = stream
 
     async def _send_image(self, message: Outgoing) -> str:
         if message.part == 0 and message.origin is not None:
-            with contextlib.suppress(AckTimeout):
-                await self._finish(message.origin, IMAGE_NOTE)
+            await self._finish(message.origin, IMAGE_NOTE)  # the bubble says the image is coming
         media_id = message.media_ref
         if media_id is None or message.media_at is None or time.time() - message.media_at > MEDIA_REUSE:
             try:
