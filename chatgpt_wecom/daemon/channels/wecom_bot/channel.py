@@ -18,7 +18,6 @@ place (one message, rewritten with the cumulative text), the rest pushed with `a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +31,6 @@ from chatgpt_wecom.daemon.channels.base import (
     Channel,
     DeliveryError,
     Feedback,
-    Inbound,
     Intake,
     LiveReply,
     Misconfigured,
@@ -42,7 +40,7 @@ from chatgpt_wecom.daemon.channels.base import (
     RetryLater,
 )
 from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy, RetryPolicy
-from chatgpt_wecom.daemon.channels.wecom_bot import media, protocol
+from chatgpt_wecom.daemon.channels.wecom_bot import inbound, media, protocol
 from chatgpt_wecom.daemon.channels.wecom_bot.connection import (
     AckTimeout,
     CommandFailed,
@@ -51,13 +49,13 @@ from chatgpt_wecom.daemon.channels.wecom_bot.connection import (
     SubscribeRefused,
 )
 from chatgpt_wecom.daemon.channels.wecom_bot.protocol import Received
+from chatgpt_wecom.daemon.channels.wecom_bot.stream import LiveStream, stream_id
 from chatgpt_wecom.daemon.media.errors import MediaError
 from chatgpt_wecom.daemon.media.images import extension, read_image
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
 
 log = logging.getLogger(__name__)
 
-THINKING = "思考中…"  # the first frame: the bubble appears at once
 IMAGE_NOTE = "图片如下。"  # a stream whose answer is an image ends with this (a finish frame needs visible text)
 EMPTY = "（无内容）"
 LATE_FINISH = 330.0  # seconds after a message its stream may still be finished on the wire (it expires at 360)
@@ -67,11 +65,6 @@ HINT = "check wecom_bot_id and wecom_bot_secret (admin console: 智能机器人 
 RATINGS = {1: "good", 2: "bad", 3: "cancelled"}
 
 Misconfiguration = Callable[[str, str, str], None]
-
-
-def stream_id(message_id: str) -> str:
-    """The stream of the answer to `message_id`: the same after a restart."""
-    return f"s_{message_id}"
 
 
 def _visible(text: str) -> str:
@@ -86,74 +79,6 @@ def _delivery_error(exc: Exception) -> DeliveryError:
             return RetryLater(str(exc))
         return Rejected(str(exc))
     return RetryLater(str(exc))  # NotConnected, AckTimeout
-
-
-class _Stream(LiveReply):
-    """One answer growing in place: the newest text, sent when the previous frame is acknowledged and
-    `interval` has passed."""
-
-    def __init__(self, conn: Connection, req_id: str, message_id: str, interval: float) -> None:
-        self.conn, self.req_id, self.message_id = conn, req_id, message_id
-        self.id = stream_id(message_id)
-        self._interval = interval
-        self._latest = ""
-        self._sent = ""
-        self._wake = asyncio.Event()
-        self._closing = asyncio.Event()
-        self.frames = 0  # acknowledged
-        self.refused: CommandFailed | None = None  # the server will take no more frames (846605 / 846608)
-        self.lost = False  # the connection it was opened on closed
-        self._task = asyncio.create_task(self._run(), name=f"wecom_bot:stream:{message_id}")
-
-    def show(self, text: str) -> None:
-        if not self._closing.is_set():
-            self._latest = protocol.cap(text)
-            self._wake.set()
-
-    async def close(self) -> None:
-        self._closing.set()
-        self._wake.set()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    def cancel(self) -> None:
-        self._task.cancel()
-
-    @property
-    def usable(self) -> bool:
-        return self.refused is None and not self.lost
-
-    async def _run(self) -> None:
-        await self._frame(THINKING)
-        while self.usable:
-            await self._wake.wait()
-            if self._closing.is_set():
-                return  # the finish frame follows as part 0: an update now would only delay it
-            self._wake.clear()
-            text = self._latest
-            if text.strip() and text != self._sent:
-                await self._frame(text)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self._interval)
-
-    async def _frame(self, text: str) -> None:
-        first = self.frames == 0
-        frame = protocol.stream(
-            self.req_id, self.id, text, finish=False, feedback_id=self.message_id if first else None
-        )
-        try:
-            await self.conn.request(frame)
-        except CommandFailed as exc:
-            if exc.errcode in protocol.STREAM_GONE:
-                self.refused = exc
-            log.warning("wecom_bot: stream frame of %s refused: %s", self.message_id, exc)
-            return
-        except AckTimeout:
-            return  # its state is unknown: the next cumulative frame repairs it
-        except NotConnected:
-            self.lost = True
-            return
-        self._sent = text
-        self.frames += 1
 
 
 class WeComBot(Channel):
@@ -192,7 +117,7 @@ class WeComBot(Channel):
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._reqs: dict[str, int] = {}  # callback req_id → the connection (epoch) it came on
-        self._streams: dict[str, _Stream] = {}  # message id → its open stream
+        self._streams: dict[str, LiveStream] = {}  # message id → its open stream
         self._finished: dict[str, None] = {}  # message ids whose stream this process finished (oldest first)
         self._stopped = False
 
@@ -242,53 +167,15 @@ class WeComBot(Channel):
         while True:
             frame, _ = await self._messages.get()
             try:
-                for inbound in await self._inbound(frame):
+                for message in inbound.messages(frame, self._settings.wecom_bot_name):
+                    if message.msg_type == "image":
+                        await self.pictures.prefetch(message.payload["media_id"])  # now: its URL lives 5 minutes
                     assert self._intake is not None
-                    await self._intake(self, inbound)
+                    await self._intake(self, message)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("wecom_bot: a message could not be taken in (msgid %s)", frame.body.get("msgid"))
-
-    async def _inbound(self, frame: Received) -> list[Inbound]:
-        """The messages one callback makes (a mixed one: its picture, then its text)."""
-        body = frame.body
-        msgid, user = str(body.get("msgid") or ""), str((body.get("from") or {}).get("userid") or "")
-        if not msgid or not user:
-            return []
-        chattype = str(body.get("chattype") or "single")
-        group = chattype == "group"
-        chat = str(body.get("chatid") or "") if group else ""
-        payload = {"req_id": frame.req_id, "chattype": chattype}
-        msgtype = str(body.get("msgtype") or "")
-
-        def text_of(raw: str) -> str:
-            text = protocol.strip_mention(raw, self._settings.wecom_bot_name) if group else raw.strip()
-            return text or protocol.quote_text(body).strip()
-
-        def message(key: str, kind: str, content: str, **extra: str) -> Inbound:
-            return Inbound(key, user, kind, content, chat=chat, payload={**payload, **extra})
-
-        if msgtype == "text":
-            text = text_of(str((body.get("text") or {}).get("content") or ""))
-            return [message(msgid, "text", text)] if text else []
-        if msgtype == "voice":
-            heard = str((body.get("voice") or {}).get("content") or "").strip()
-            return [message(msgid, "voice", heard, recognition=heard)]
-        if msgtype == "image":
-            return [await self._picture(message, msgid, body.get("image") or {})]
-        if msgtype == "mixed":
-            raw, image = protocol.mixed_parts(body.get("mixed") or {})
-            found = [await self._picture(message, f"{msgid}:image", image)] if image else []
-            text = text_of(raw)
-            return found + ([message(msgid, "text", text)] if text else [])
-        return [message(msgid, msgtype or "unknown", "")]  # file, video …: the pipeline says it cannot read them
-
-    async def _picture(self, message: Callable[..., Inbound], key: str, image: dict[str, Any]) -> Inbound:
-        ref = media.ref(str(image.get("url") or ""), str(image.get("aeskey") or ""))
-        await self.pictures.prefetch(ref)  # now: its URL lives 5 minutes
-        result: Inbound = message(key, "image", "", media_id=ref)
-        return result
 
     async def _event(self, event: str, frame: Received) -> None:
         body = frame.body
@@ -319,7 +206,7 @@ class WeComBot(Channel):
         old = self._streams.pop(origin.message_id, None)
         if old is not None:
             old.cancel()
-        stream = _Stream(self.conn, req_id, origin.message_id, self._policy.frame_interval)
+        stream = LiveStream(self.conn, req_id, origin.message_id, self._policy.frame_interval)
         self._streams[origin.message_id] = stream
         return stream
 
@@ -374,7 +261,7 @@ class WeComBot(Channel):
             del self._finished[next(iter(self._finished))]
         return True
 
-    def _keep(self, message_id: str, stream: _Stream | None) -> None:
+    def _keep(self, message_id: str, stream: LiveStream | None) -> None:
         if stream is not None:
             self._streams[message_id] = stream
 
