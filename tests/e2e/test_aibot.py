@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from Crypto.Cipher import AES
 
+from chatgpt_wecom.daemon.channels.wecom_bot import stream as stream_module
 from chatgpt_wecom.daemon.services import Services
 from tests.aibot_runner import BOT_FAST, QUICK, bot_settings
 from tests.daemon_runner import DaemonRunner
@@ -307,3 +308,24 @@ async def test_chat_type_1_answers_private_chats_only(
         stream = await bot.wait_finished(req_id)
         await daemon.idle()
     assert model.requests == [] and stream.text and "echo" not in stream.text
+
+
+async def test_a_stream_near_its_six_minutes_is_ended_and_the_answer_follows_as_a_message(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel, bot: FakeAIBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow start and a long answer: the bubble is finished with a note before the server stops taking frames
+    (here scaled: 0.5 s of life, the server's limit 1 s), and the answer comes whole as a message."""
+    monkeypatch.setattr(stream_module, "LIFETIME", 0.5)
+    bot.stream_ttl = 1.0
+    model.set_reply("慢慢写出来的回答。" * 5)
+    model.set_stream(chunk_chars=3, chunk_delay=0.1)  # 1.5 s
+    async with DaemonRunner(bot_settings(tmp_path, wecom, model, bot), BOT_FAST) as daemon:
+        await running(daemon, bot)
+        req_id, _ = await bot.push_text("alice", "写")
+        await bot.wait_for(lambda: bool(bot.markdowns("alice")), what="the answer as a message")
+        await daemon.idle()
+    (stream,) = bot.streams_of(req_id)
+    assert stream.finished and stream.text.endswith(stream_module.CONTINUED)
+    assert bot.markdowns("alice") == ["慢慢写出来的回答。" * 5]
+    refused = [f for f in bot.frames if f.way == "out" and f.data.get("errcode") == 846608]
+    assert not refused and not bot.late_frames

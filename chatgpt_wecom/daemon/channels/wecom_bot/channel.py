@@ -236,7 +236,7 @@ class WeComBot(Channel):
         stream = self._streams.pop(origin.message_id, None)
         if stream is not None:
             await stream.close()
-            if stream.refused is not None:
+            if stream.refused is not None or stream.ended:
                 return False
             req_id, feedback = stream.req_id, (origin.message_id if stream.frames == 0 else None)
         else:
