@@ -170,6 +170,7 @@ def _status_lines(s: p.Status) -> list[str]:
         ),
         ("pipeline", f"{s.queue_depth} queued or in progress, {s.open_messages} not finished"),
         ("today", f"{s.users_today} users, {s.questions_today} questions, {s.messages_today} messages"),
+        *([("feedback", _feedback(s.feedback))] if any(s.feedback.values()) else []),
         ("secrets", ", ".join(f"{k} {'set' if v else 'unset'}" for k, v in sorted(s.secrets.items()))),
         ("config", s.config_path or "(none: environment only)"),
         ("data dir", s.data_dir),
@@ -179,6 +180,11 @@ def _status_lines(s: p.Status) -> list[str]:
     if s.last_errors:
         lines += ["", "recent errors:"] + [f"  {_event_line(e)}" for e in s.last_errors]
     return lines
+
+
+def _feedback(counts: dict[str, int]) -> str:
+    """Users' verdicts on answers: `3 good, 1 bad`."""
+    return f"{counts.get('good', 0)} good, {counts.get('bad', 0)} bad"
 
 
 def _channel_lines(channels: list[p.ChannelStatus]) -> list[str]:

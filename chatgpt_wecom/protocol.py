@@ -71,6 +71,7 @@ class Status(BaseModel):
     users_today: int
     questions_today: int
     messages_today: int
+    feedback: dict[str, int] = {}  # users' standing verdicts on answers: "good" (👍), "bad" (👎) — the AI bot's
     secrets: dict[str, bool]  # which secrets are set — never their values
     last_errors: list[Event]
     config_path: str | None

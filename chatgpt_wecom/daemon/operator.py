@@ -182,6 +182,7 @@ class Operator:
             users_today=users,
             questions_today=questions,
             messages_today=messages,
+            feedback=await services.feedback.counts(),
             secrets=s.secrets_set(),
             last_errors=[protocol.Event(seq=e.seq, kind=e.kind, at=e.at, data=e.data) for e in self._bus.recent_errors],
             config_path=str(services.config_path) if services.config_path else None,

@@ -169,6 +169,8 @@ async def test_enter_chat_gets_the_welcome_and_feedback_is_stored(
                 return conn.execute("SELECT answer_id, rating, comment, reasons FROM feedback").fetchall()
 
         await bot.wait_for(lambda: bool(stored()), what="the feedback stored")
+        assert daemon.services is not None
+        assert (await daemon.services.operator.status()).feedback == {"good": 0, "bad": 1}  # counted
     (welcome,) = bot.sent_frames("aibot_respond_welcome_msg")
     assert welcome.body == {"msgtype": "text", "text": {"content": "欢迎使用"}}
     assert stored() == [(msgid, "bad", "不对", "[1, 3]")]

@@ -64,6 +64,8 @@ def render_status(s: p.Status, formats: Formats) -> RenderableType:
     section("pipeline")
     row("queue", f"{s.queue_depth} in the workers · {s.open_messages} not finished")
     row("today", f"{s.users_today} users · {s.questions_today} questions · {s.messages_today} messages")
+    if any(s.feedback.values()):  # the AI bot's 👍/👎, as they stand
+        row("feedback", f"{s.feedback.get('good', 0)} good · {s.feedback.get('bad', 0)} bad")
     section("secrets")
     secrets = Text()
     for name, is_set in sorted(s.secrets.items()):
