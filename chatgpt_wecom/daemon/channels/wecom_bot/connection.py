@@ -74,6 +74,7 @@ class Connection:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per req_id: its lock, and how many use it
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[bool] | None = None  # the close a kick started (a strong reference)
         self._missed = 0
         self._ping_sent: dict[str, float] = {}
         self.epoch = 0
@@ -116,8 +117,8 @@ class Connection:
                   "instance, then restart this one", self._bot_id)  # fmt: skip
         self._state.failed("kicked: another instance subscribed with this bot id")
         ws = self._ws
-        if ws is not None:
-            asyncio.get_running_loop().create_task(ws.close())
+        if ws is not None:  # the server closes it too; closing here also ends a socket it left half-alive
+            self._closing = asyncio.create_task(ws.close(), name="wecom_bot:kicked")
 
     async def request(self, frame: dict[str, Any]) -> Received:
         """Send `frame` and wait for its acknowledgement (after any earlier frame with its req_id).
