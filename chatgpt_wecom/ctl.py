@@ -163,11 +163,14 @@ def _status_lines(s: p.Status) -> list[str]:
         ("version", f"{s.version}, up {_duration(s.uptime)} (since {_time(s.started_at)})"),
         ("state", f"PAUSED — users get: {s.pause_notice}" if s.paused else "answering"),
         ("model", f"{s.model} at {s.model_endpoint}"),
-        ("wecom", f"{s.wecom_api_base}, corp {s.corp_id}, agent {s.agent_id}"),
-        ("token", token_text),
+        *(  # the WeCom app's, where it is configured (a deployment may have only the AI bot)
+            [("wecom", f"{s.wecom_api_base}, corp {s.corp_id}, agent {s.agent_id}"), ("token", token_text)]
+            if s.corp_id
+            else []
+        ),
         ("pipeline", f"{s.queue_depth} queued or in progress, {s.open_messages} not finished"),
         ("today", f"{s.users_today} users, {s.questions_today} questions, {s.messages_today} messages"),
-        ("rated answers", f"{s.feedback.get('good', 0)} good, {s.feedback.get('bad', 0)} bad"),
+        *([("feedback", _feedback(s.feedback))] if any(s.feedback.values()) else []),
         ("secrets", ", ".join(f"{k} {'set' if v else 'unset'}" for k, v in sorted(s.secrets.items()))),
         ("config", s.config_path or "(none: environment only)"),
         ("data dir", s.data_dir),
@@ -177,6 +180,11 @@ def _status_lines(s: p.Status) -> list[str]:
     if s.last_errors:
         lines += ["", "recent errors:"] + [f"  {_event_line(e)}" for e in s.last_errors]
     return lines
+
+
+def _feedback(counts: dict[str, int]) -> str:
+    """Users' verdicts on answers: `3 good, 1 bad`."""
+    return f"{counts.get('good', 0)} good, {counts.get('bad', 0)} bad"
 
 
 def _channel_lines(channels: list[p.ChannelStatus]) -> list[str]:

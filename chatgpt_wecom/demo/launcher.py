@@ -63,6 +63,8 @@ def run_demo(data_dir: Path, *, interactive: bool | None = None, ui: Callable[[P
                 _say(_tail(log_path))
             return 1
         _say(f"DEMO MODE — model: {_model_line(status)}")
+        if (page := aibot_page(status)) is not None:
+            _say(f"DEMO MODE — the AI bot's chat window (the answer grows in place): {page}")
         if interactive:
             _say(f"DEMO MODE — opening the terminal UI on the Playground (Ctrl+Q quits); the log is in {log_path}")
             code = (ui or _run_tui)(socket_path)
@@ -133,6 +135,15 @@ async def _wait_ready(proc: subprocess.Popen[bytes], socket_path: Path) -> p.Sta
         if status is not None:
             return status
         await asyncio.sleep(POLL)
+    return None
+
+
+def aibot_page(status: p.Status) -> str | None:
+    """The demo AI bot's chat window: the page beside the WebSocket the daemon dialled (None without it)."""
+    for channel in status.channels:
+        url = str(channel.detail.get("ws_url", "")) if channel.name == "wecom_bot" else ""
+        if url.startswith("ws://") and url.endswith("/ws"):
+            return "http://" + url.removeprefix("ws://").removesuffix("ws")
     return None
 
 

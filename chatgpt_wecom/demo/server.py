@@ -32,6 +32,7 @@ from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.control.site import ControlSocketError
 from chatgpt_wecom.daemon.main import serve
 from chatgpt_wecom.demo import DEMO_CORP_ID, demo_socket_path
+from chatgpt_wecom.demo.aibot import DemoAIBot
 from chatgpt_wecom.demo.standins import ECHO_MODEL, DemoWeCom, EchoModel
 
 __all__ = ["DemoSettings", "demo_settings", "log_level", "main", "model_from_environment", "run"]
@@ -39,6 +40,7 @@ __all__ = ["DemoSettings", "demo_settings", "log_level", "main", "model_from_env
 log = logging.getLogger("chatgpt_wecom.demo")
 
 DEMO_AGENT_ID = 1000002
+ECHO_PACE = 0.15  # seconds between the echo model's streamed pieces: slow enough to see an answer grow in place
 LOOPBACK = ("127.0.0.1", "localhost")
 
 
@@ -82,8 +84,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def demo_settings(data_dir: Path, wecom: DemoWeCom, model: dict[str, Any]) -> Settings:
-    """The daemon's settings for a demo with data in `data_dir`, WeCom = `wecom`, and `model`'s values."""
+def demo_settings(data_dir: Path, wecom: DemoWeCom, model: dict[str, Any], aibot: DemoAIBot | None = None) -> Settings:
+    """The daemon's settings for a demo with data in `data_dir`, WeCom = `wecom`, and `model`'s values; the AI bot
+    on `aibot` when given."""
     alphabet = string.ascii_letters + string.digits
     values: dict[str, Any] = {
         "corp_id": wecom.corp_id,
@@ -99,6 +102,8 @@ def demo_settings(data_dir: Path, wecom: DemoWeCom, model: dict[str, Any]) -> Se
         "log_level": log_level(),
         **model,
     }
+    if aibot is not None:
+        values.update(wecom_bot_id=aibot.bot_id, wecom_bot_secret=aibot.secret, wecom_bot_ws_url=aibot.ws_url)
     return DemoSettings(**values)
 
 
@@ -134,11 +139,12 @@ async def run(data_dir: Path, *, stop_on_eof: bool = False) -> None:
             DemoWeCom(corp_id=DEMO_CORP_ID, agent_id=DEMO_AGENT_ID, secret=secrets.token_urlsafe(24))
         )
         if real_model is None:
-            echo = await stack.enter_async_context(EchoModel())
+            echo = await stack.enter_async_context(EchoModel(pace=ECHO_PACE))
             model = {"api_key": "demo-echo-model", "base_url": echo.base_url, "model": ECHO_MODEL}
         else:
             model = real_model
-        settings = demo_settings(data_dir, wecom, model)
+        aibot = await stack.enter_async_context(DemoAIBot(secret=secrets.token_urlsafe(24)))
+        settings = demo_settings(data_dir, wecom, model, aibot)
         log.info("DEMO MODE — WeCom is a built-in stand-in at %s (corp %s): nothing reaches a real WeCom",
                  wecom.base_url, DEMO_CORP_ID)  # fmt: skip
         if real_model is None:
@@ -146,6 +152,8 @@ async def run(data_dir: Path, *, stop_on_eof: bool = False) -> None:
                      "Set APIKEY (and BASE_URL, MODEL) for a real one")  # fmt: skip
         else:
             log.info("DEMO MODE — the model is %s, from APIKEY in the environment", settings.model)
+        log.info("DEMO MODE — the AI bot (智能机器人) is a built-in stand-in too: chat with it in a browser at %s/ "
+                 "and watch the answer grow in place", aibot.base_url)  # fmt: skip
         log.info("DEMO MODE — data in %s; control socket %s (chatgpt-wecom ctl --socket %s status)",
                  data_dir, settings.socket_path, settings.socket_path)  # fmt: skip
         if stop_on_eof:

@@ -11,6 +11,7 @@ daemon to run against them, and answers that say plainly that this is a demo.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -195,9 +196,10 @@ def echo_answer(messages: list[Any]) -> str:
 class EchoModel(_Server):
     """An OpenAI-compatible chat model that repeats the question. Its base URL goes in `base_url`."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: float = 0.0) -> None:
         super().__init__()
         self._ids = itertools.count(1)
+        self._pace = pace  # seconds between two streamed pieces: a model's writing pace (the AI bot shows it)
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -244,6 +246,8 @@ class EchoModel(_Server):
             await response.write(chunk({"role": "assistant", "content": ""}))
             for start in range(0, len(text), 16):
                 await response.write(chunk({"content": text[start : start + 16]}))
+                if self._pace:
+                    await asyncio.sleep(self._pace)
             await response.write(chunk({}, "stop"))
             options = body.get("stream_options")
             if isinstance(options, dict) and options.get("include_usage"):

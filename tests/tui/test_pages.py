@@ -216,7 +216,8 @@ async def test_status_lists_each_channel_up_or_down_with_its_facts(
     [wecom_line] = [line for line in lines if line.split()[:2] == ["wecom", "✓"]]
     assert wecom_line.split() == ["wecom", "✓", "up", "since", "12:00:00", "·", "0", "reconnects"]
     facts = lines[lines.index(wecom_line) + 1].split()
-    assert facts == ["api_base", wecom.base_url, "·", "corp_id", TEST_CORP_ID, "·", "agent_id", str(AGENT_ID)]
+    assert facts == ["api_base", wecom.base_url, "·", "corp_id", TEST_CORP_ID, "·", "agent_id", str(AGENT_ID), "·",
+                     "egress", "directly"]  # fmt: skip
     [memory_line] = [line for line in lines if line.split()[:1] == ["memory"]]
     assert memory_line.split("memory", 1)[1].strip() == "✗ DOWN · 2 reconnects · last error: the line is busy"
     assert lines[lines.index(memory_line) + 1].strip() == "kind in memory"

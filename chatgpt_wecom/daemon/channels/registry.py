@@ -17,6 +17,8 @@ from chatgpt_wecom.daemon.channels.base import Channel
 from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy, RetryPolicy
 from chatgpt_wecom.daemon.channels.wecom import check as wecom_check
 from chatgpt_wecom.daemon.channels.wecom.channel import WeComApp
+from chatgpt_wecom.daemon.channels.wecom_bot import check as wecom_bot_check
+from chatgpt_wecom.daemon.channels.wecom_bot.channel import WeComBot
 
 Misconfiguration = Callable[[str, str, str], None]  # (what, message, hint)
 
@@ -41,9 +43,10 @@ class ChannelKind(Protocol):
     def configured(settings: Settings) -> bool: ...
 
 
-CHANNELS: tuple[ChannelKind, ...] = (WeComApp,)  # in the order they start
+CHANNELS: tuple[ChannelKind, ...] = (WeComApp, WeComBot)  # in the order they start
 CHECKS: dict[str, Callable[[Settings], Awaitable[tuple[bool, str]]]] = {  # `check`: each channel's call to its platform
     WeComApp.name: wecom_check.check,
+    WeComBot.name: wecom_bot_check.check,
 }
 
 
