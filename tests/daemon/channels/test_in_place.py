@@ -124,7 +124,8 @@ async def test_a_stop_mid_answer_ends_in_what_was_shown_plus_a_note(
 
     second = GrowingChannel()
     async with DaemonRunner(settings, tuning, extra_channels=[second]):
-        await wait_until(lambda: len(second.sent) >= 1, what="the rest after the restart")
+        note = replies.answer_interrupted()
+        await wait_until(lambda: any(note in m.content for m in second.sent), what="the rest after the restart")
     assert len(model.requests) == asked, "not asked again: a second answer would differ from what was shown"
     shown = "\n\n".join(m.content for m in second.sent)  # the draft fills most of a 200-byte message: two with the note
     assert shown.startswith(draft) and shown.endswith(replies.answer_interrupted()) and len(second.sent) <= 2
