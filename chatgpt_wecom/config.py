@@ -103,6 +103,8 @@ class DingTalkApp(BaseModel):
 
 
 def _given(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value != 0  # agent_id: 0 is the default, "no app" (a config written out in full has it)
     text = value.get_secret_value() if isinstance(value, SecretStr) else value
     return text is not None and str(text).strip() != ""
 
@@ -363,7 +365,7 @@ class Settings(BaseSettings):
         bot = {k for k in WECOM_BOT_KEYS if _given(data.get(k))}
         dingtalk = bool(data.get("credentials") or data.get("dingtalk_credentials"))
         required = [k for k in WECOM_BOT_KEYS if bot and k not in bot]
-        if app or not (bot or dingtalk):
+        if app - {"agent_id"} or not (bot or dingtalk):  # agent_id alone (the example's 1000002) turns nothing on
             required += [k for k in WECOM_APP_KEYS if k not in app]
         return {**data, **{k: _REQUIRED for k in required}} if required else data
 
