@@ -286,8 +286,12 @@ class Settings(BaseSettings):
     run_mode: Literal["stream", "http"] = Field(
         "stream", description="How DingTalk delivers messages: stream (no public IP) or http (signed POSTs to port)."
     )
-    stream_mode: bool = Field(False, description="DingTalk: stream answers into an AI card (needs card_template_id).")
-    card_template_id: str = Field("", description="DingTalk AI card template id for stream_mode.")
+    stream_mode: bool = Field(
+        False,
+        description="DingTalk: stream answers into an AI card (with card_template_id). Not built yet: answers are "
+        "markdown messages, the first paragraph at once; a warning at start says so when set.",
+    )
+    card_template_id: str = Field("", description="DingTalk AI card template id for stream_mode (not built yet).")
     dingtalk_api_base: str = Field("https://api.dingtalk.com", description="DingTalk OpenAPI base URL.")
     dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", description="DingTalk legacy API base URL.")
 

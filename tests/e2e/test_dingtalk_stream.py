@@ -5,6 +5,7 @@ delays, never a hot loop — and a clean stop."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -104,7 +105,24 @@ async def test_a_silent_socket_is_replaced_by_the_idle_watchdog(
     quiet = replace(FAST_DING, connection=replace(CONNECTION, idle_timeout=0.3))
     async with DaemonRunner(dingtalk_settings(tmp_path, ding, model), quiet):
         await ding.wait_connected(APP, count=3)
+        first, second = ding.connections[:2]
+        await ding.wait_for(lambda: first.closed_at < float("inf"), what="the silent socket closed")
+        assert second.opened_at < first.closed_at  # replaced without a gap
     assert len(ding.requests_to(GATEWAY)) >= 3
+
+
+async def test_events_are_acked_as_success_and_other_callbacks_as_not_implemented(
+    tmp_path: Path, ding: FakeDingTalk, model: FakeModel
+) -> None:
+    async with DaemonRunner(dingtalk_settings(tmp_path, ding, model), FAST_DING):
+        await ding.wait_connected(APP)
+        event = await ding.frame("EVENT", "chat_update_title", {"title": "新群名"})
+        card = await ding.frame("CALLBACK", "/v1.0/card/instances/callback", {"outTrackId": "x"})
+        await ding.wait_for(lambda: event in ding.acks and card in ding.acks, what="both ACKs")
+    assert ding.acks[event]["code"] == 200
+    assert json.loads(ding.acks[event]["data"]) == {"status": "SUCCESS", "message": "success"}
+    assert ding.acks[card]["code"] == 404
+    assert model.requests == [] and ding.delivered == []
 
 
 async def test_stop_closes_the_socket_cleanly(tmp_path: Path, ding: FakeDingTalk, model: FakeModel) -> None:

@@ -1,7 +1,8 @@
 """Stream mode for one app (dingtalk-protocol.md §1): a WebSocket the daemon dials out on, kept open until `stop`.
 
 - Open: POST the gateway for a ticket (single-use, 90 s), then `ws_connect(endpoint, ticket=…)` with our own
-  WebSocket pings (`heartbeat`) and an idle watchdog: no frame at all for `idle_timeout` → the socket is dead.
+  WebSocket pings (`heartbeat`: an unanswered one closes a dead socket) and an idle watchdog: no frame at all for
+  `idle_timeout` (DingTalk pings its clients; how often is undocumented) → a new socket replaces the silent one.
 - Frames: SYSTEM `ping` → ACK echoing its data; SYSTEM `disconnect` → a replacement is opened first and the old
   socket closed after it (DingTalk may stop delivering on a socket it asked to leave); CALLBACK bot message →
   handed to `on_message`, which returns once the message is committed to the inbox, and only then ACKed
@@ -67,7 +68,7 @@ def ack(message_id: str, data: str, code: int = 200, message: str = "OK") -> str
 
 
 class _Disconnect(Exception):
-    """The server asked this socket to leave."""
+    """This socket is to be replaced: the server asked it to leave, or it went silent."""
 
 
 class StreamLink:
@@ -127,8 +128,8 @@ class StreamLink:
                     continue
             try:
                 reason = await self._read(ws)
-            except _Disconnect:
-                ws = await self._replace(ws)
+            except _Disconnect as leave:
+                ws = await self._replace(ws, str(leave))
                 if ws is None:
                     await self._pause()
                 continue
@@ -195,9 +196,9 @@ class StreamLink:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
 
-    async def _replace(self, old: aiohttp.ClientWebSocketResponse) -> aiohttp.ClientWebSocketResponse | None:
-        """`disconnect`: open the new socket while the old one is still read, then close the old one."""
-        log.info("DingTalk Stream %s: the server asked for a new connection", self.client.client_id)
+    async def _replace(self, old: aiohttp.ClientWebSocketResponse, why: str) -> aiohttp.ClientWebSocketResponse | None:
+        """Open a new socket while the old one is still read, then close the old one (no gap in between)."""
+        log.info("DingTalk Stream %s: %s; opening a new connection", self.client.client_id, why)
         draining = asyncio.create_task(self._drain(old))
         new = await self._connect()
         await self._close(old)
@@ -206,6 +207,8 @@ class StreamLink:
         if new is None:
             self.state.connected = False
             self._on_change()
+        else:
+            self.state.failures = 0
         return new
 
     async def _drain(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -218,12 +221,13 @@ class StreamLink:
             await ws.close()
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
-        """Handle frames until the socket ends (the reason) or asks to leave (`_Disconnect`)."""
+        """Handle frames until the socket ends (the reason), or is to be replaced (`_Disconnect`: the server asked
+        to leave, or it has been silent for `idle_timeout`)."""
         while True:
             try:
                 msg = await ws.receive(timeout=self._policy.idle_timeout)
             except TimeoutError:
-                return f"no frame for {self._policy.idle_timeout:g} s (idle watchdog)"
+                raise _Disconnect(f"no frame for {self._policy.idle_timeout:g} s (idle watchdog)") from None
             if msg.type == aiohttp.WSMsgType.TEXT:
                 self._frames_seen[id(ws)] = self._frames_seen.get(id(ws), 0) + 1
                 await self._frame(ws, msg.data)
@@ -246,7 +250,7 @@ class StreamLink:
             if topic == "ping":
                 await self._send(ws, ack(message_id, data))
             elif topic == "disconnect":
-                raise _Disconnect
+                raise _Disconnect("the server asked for a new connection (disconnect)")
             return
         if kind == "EVENT":
             await self._send(ws, ack(message_id, EVENT_ACK_DATA))
