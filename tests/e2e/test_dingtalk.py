@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_runner import DaemonRunner, wait_until
+from tests.daemon_runner import DaemonRunner
 from tests.dingtalk_runner import FAST_DING, dingtalk_settings
 from tests.fakes.dingtalk import GROUP_SEND, PRIVATE_SEND, WEBHOOK, FakeDingTalk
 from tests.fakes.model import FakeModel, tiny_png
@@ -192,5 +192,5 @@ async def test_status_shows_each_app(daemon: DaemonRunner, ding: FakeDingTalk) -
     assert channel.name == "dingtalk" and channel.up
     apps = channel.detail["apps"]
     assert set(apps) == {APP, "ding-app-2"} and all(a["connected"] for a in apps.values())
+    assert all(isinstance(a["since"], str) and a["reconnects"] == 0 and a["last_error"] is None for a in apps.values())
     assert "ding-secret" not in str(status.model_dump())
-    await wait_until(lambda: True)

@@ -25,6 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 6000
 WEBHOOK_MARGIN_MS = 60_000  # a sessionWebhook is not used in the last minute of its life
+TIME = "%Y-%m-%d %H:%M:%S"  # `since` in status, in the configured time zone
 TITLE_CHARS = 20  # the markdown title: what the notification and the chat list show
 _MARKUP = re.compile(r"[#>*`_\[\]!]+")
 
@@ -242,14 +244,19 @@ class DingTalk(Channel):
         self.state.last_error = errors[-1] if errors else None
 
     def detail(self) -> dict[str, Any]:
+        """Each app: connected (None in HTTP mode: DingTalk calls in), since when (local time), reconnects, last
+        error, whether a token is cached. Never a secret."""
         apps: dict[str, Any] = {}
         for cid, client in self.clients.items():
             link = self.links.get(cid)
-            shown = link.state.shown() if link is not None else {"connected": None, "since": None, "reconnects": 0,
-                                                                 "last_error": None}  # fmt: skip
             token = client.token_state()
-            apps[cid] = {**shown, "token": "valid" if token.has_token else "none",
-                         **({"last_error": shown["last_error"] or token.last_error})}  # fmt: skip
+            shown: dict[str, Any] = {"connected": None, "since": None, "reconnects": 0, "last_error": None}
+            if link is not None:
+                shown = link.state.shown()
+                if shown["since"] is not None:
+                    shown["since"] = datetime.fromtimestamp(shown["since"], self._settings.zone).strftime(TIME)
+            shown["last_error"] = shown["last_error"] or token.last_error
+            apps[cid] = {**shown, "token": "valid" if token.has_token else "none"}
         return {"run_mode": self._mode, "api_base": redact_userinfo(self._settings.dingtalk_api_base), "apps": apps}
 
 
