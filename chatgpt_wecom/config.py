@@ -288,10 +288,11 @@ class Settings(BaseSettings):
     )
     stream_mode: bool = Field(
         False,
-        description="DingTalk: stream answers into an AI card (with card_template_id). Not built yet: answers are "
-        "markdown messages, the first paragraph at once; a warning at start says so when set.",
+        description="DingTalk: answers grow in an AI card (打字机) — needs card_template_id, a template whose "
+        "markdown is bound to the variable `content`, and the permissions Card.Instance.Write and "
+        "Card.Streaming.Write. Off: markdown messages, the first paragraph at once.",
     )
-    card_template_id: str = Field("", description="DingTalk AI card template id for stream_mode (not built yet).")
+    card_template_id: str = Field("", description="DingTalk AI card template id for stream_mode (it ends in .schema).")
     dingtalk_api_base: str = Field("https://api.dingtalk.com", description="DingTalk OpenAPI base URL.")
     dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", description="DingTalk legacy API base URL.")
 

@@ -21,6 +21,8 @@ Routes (one server for both bases):
   queues refusals (QpsLimit, permission denied …); `invalid_users` come back in `invalidStaffIdList`.
 - `POST /v1.0/robot/messageFiles/download` → `downloadUrl` of `GET /files/{code}` (`add_file`).
 - `POST /media/upload?access_token=` (multipart `type`, `media`) → `media_id`.
+- `POST /v1.0/card/instances/createAndDeliver`, `PUT /v1.0/card/streaming` — AI cards (a known template,
+  IM_GROUP/IM_ROBOT spaces, isFull updates ≤ 3,000 bytes) land in `cards`.
 - `POST /robot/sendBySession?session=` — a message's sessionWebhook: `webhook_errors` (a list of errcodes) are
   answered first, in order (300001 expired, 130101 too fast); else the message lands in `delivered`.
 Every request is recorded in `requests`, in order, with its arrival time.
@@ -50,6 +52,9 @@ UPLOAD = "/media/upload"
 TOKEN = "/v1.0/oauth2/accessToken"
 GATEWAY = "/v1.0/gateway/connections/open"
 WEBHOOK = "/robot/sendBySession"
+CARD_CREATE = "/v1.0/card/instances/createAndDeliver"
+CARD_STREAM = "/v1.0/card/streaming"
+CARD_MAX_BYTES = 3000
 WEBHOOK_ERRORS = {300001: "session 不存在", 130101: "send too fast, exceed 20 times per minute"}
 
 
@@ -75,6 +80,25 @@ class Delivered:
     text: str
     title: str = ""
     at_users: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Card:
+    """An AI card: where it was delivered, and every streaming update (content, isFinalize) in order."""
+
+    out_track_id: str
+    template: str
+    space: str
+    robot: str
+    frames: list[tuple[str, bool]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.frames) and self.frames[-1][1]
+
+    @property
+    def text(self) -> str:
+        return self.frames[-1][0] if self.frames else ""
 
 
 @dataclass
@@ -109,6 +133,8 @@ class FakeDingTalk:
         self.invalid_users: set[str] = set()
         self.files: dict[str, tuple[bytes, str]] = {}
         self.uploads: dict[str, bytes] = {}
+        self.cards: dict[str, Card] = {}
+        self.templates: set[str] = {"tpl-ai-card.schema"}
         self._failures: dict[str, deque[tuple[int, dict[str, Any]]]] = {}
         self._tickets: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
@@ -125,6 +151,8 @@ class FakeDingTalk:
         app.router.add_get("/files/{code}", self._file)
         app.router.add_post(UPLOAD, self._upload)
         app.router.add_post(WEBHOOK, self._webhook)
+        app.router.add_post(CARD_CREATE, self._card_create)
+        app.router.add_put(CARD_STREAM, self._card_stream)
         self._app = app
 
     # --- lifecycle --------------------------------------------------------------------------------------
@@ -388,6 +416,46 @@ class FakeDingTalk:
         media_id = f"@lA{secrets.token_hex(6)}"
         self.uploads[media_id] = media.file.read()
         return self._answer(rec, {"errcode": 0, "errmsg": "ok", "media_id": media_id, "type": "image"})
+
+    async def _card_create(self, request: web.Request) -> web.Response:
+        rec = await self._record(request)
+        if (app := self._app_of(rec)) is None:
+            return self._answer(rec, {"code": "InvalidAuthentication", "message": "token invalid"}, 401)
+        if (failed := self._failure(rec)) is not None:
+            return failed
+        body = rec.json or {}
+        if body.get("cardTemplateId") not in self.templates:
+            return self._answer(rec, {"code": "param.cardTemplateId", "message": "template not found"}, 400)
+        space = str(body.get("openSpaceId", ""))
+        robot = str((body.get("imGroupOpenDeliverModel") or {}).get("robotCode", app))
+        good = (space.startswith("dtv1.card//IM_GROUP.") and "imGroupOpenDeliverModel" in body) or (
+            space.startswith("dtv1.card//IM_ROBOT.") and (body.get("imRobotOpenDeliverModel") or {}).get("spaceType")
+            == "IM_ROBOT")  # fmt: skip
+        kind = space.rsplit("//", maxsplit=1)[-1].split(".", maxsplit=1)[0]
+        error = "" if good else "spaceId is illegal"
+        result = {"spaceType": kind, "spaceId": space, "success": good, "errorMsg": error}
+        if good:
+            track = str(body["outTrackId"])
+            self.cards[track] = Card(track, str(body["cardTemplateId"]), space, robot)
+        return self._answer(rec, {"success": True, "result": {"outTrackId": body.get("outTrackId"),
+                                                              "deliverResults": [result]}})  # fmt: skip
+
+    async def _card_stream(self, request: web.Request) -> web.Response:
+        rec = await self._record(request)
+        if self._app_of(rec) is None:
+            return self._answer(rec, {"code": "InvalidAuthentication", "message": "token invalid"}, 401)
+        if (failed := self._failure(rec)) is not None:
+            return failed
+        body = rec.json or {}
+        card = self.cards.get(str(body.get("outTrackId")))
+        if card is None:
+            return self._answer(rec, {"code": "param.stream.outTrackId", "message": "card is not exist"}, 400)
+        if body.get("isFull") is not True or not body.get("guid") or body.get("key") != "content":
+            return self._answer(rec, {"code": "param.stream.isFull", "message": "bad streaming parameters"}, 400)
+        if len(str(body.get("content", "")).encode()) > CARD_MAX_BYTES:
+            return self._answer(rec, {"code": "param.stream.content", "message": "content is too large"}, 400)
+        card.frames.append((str(body.get("content", "")), bool(body.get("isFinalize"))))
+        return self._answer(rec, {"success": True, "result": True})
 
     async def _webhook(self, request: web.Request) -> web.Response:
         rec = await self._record(request)

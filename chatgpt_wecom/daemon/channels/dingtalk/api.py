@@ -213,6 +213,19 @@ class DingTalkClient:
                 "msgParam": _param(msg_param)}  # fmt: skip
         await self._new("POST", "/v1.0/robot/groupMessages/send", body, attempts=1)
 
+    # --- AI cards (§5) ----------------------------------------------------------------------------------
+    async def create_card(self, body: dict[str, Any]) -> None:
+        """createAndDeliver; a delivery DingTalk reports as failed (e.g. "spaceId is illegal") raises Rejected."""
+        data = await self._new("POST", "/v1.0/card/instances/createAndDeliver", body, attempts=1)
+        results = (data.get("result") or {}).get("deliverResults") or []
+        failed = [str(r.get("errorMsg") or "failed") for r in results if isinstance(r, dict) and not r.get("success")]
+        if data.get("success") is False or failed:
+            raise DingTalkRejected("card/createAndDeliver", "; ".join(failed) or "not delivered")
+
+    async def stream_card(self, body: dict[str, Any]) -> None:
+        """One streaming update (the whole markdown so far: `isFull`)."""
+        await self._new("PUT", "/v1.0/card/streaming", body, attempts=1)
+
     # --- media ------------------------------------------------------------------------------------------
     async def download(self, download_code: str) -> tuple[bytes, str]:
         """What a user sent: messageFiles/download gives a temporary URL, fetched without the token."""

@@ -15,15 +15,18 @@ Text limit: 6,000 bytes of UTF-8 per message. DingTalk takes about 20,000 bytes 
 group msgParam — a JSON string inside JSON, where escaping can double a text's size — so 6,000 stays under both
 with the title and the @mention added.
 
-AI card streaming (`stream_mode` + `card_template_id`) is not built: answers go out as markdown messages, the
-first paragraph at once (progressive delivery); a warning at start says so when either key is set.
+With `stream_mode: true` and a `card_template_id`, an answer the model streams grows in one AI card (card.py;
+3,000 bytes per card, the rest in messages) and part 0 finishes it; any card failure falls back to messages.
+Off by default: every update is an OpenAPI call (QPS and the monthly quota of standard-edition orgs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -36,8 +39,10 @@ from chatgpt_wecom.daemon.channels.base import (
     Capabilities,
     Channel,
     Intake,
+    LiveReply,
     MediaUnavailable,
     Misconfigured,
+    Origin,
     Outgoing,
     Rejected,
     RetryLater,
@@ -50,6 +55,7 @@ from chatgpt_wecom.daemon.channels.dingtalk.api import (
     DingTalkRejected,
     WebhookRefused,
 )
+from chatgpt_wecom.daemon.channels.dingtalk.card import CARD_TEXT_LIMIT, CardReply
 from chatgpt_wecom.daemon.channels.dingtalk.http import MAX_BODY, Callback, is_signed
 from chatgpt_wecom.daemon.channels.dingtalk.messages import GROUP, MessageError, parse, parse_media_ref
 from chatgpt_wecom.daemon.channels.dingtalk.stream import StreamLink
@@ -62,6 +68,8 @@ log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 6000
 WEBHOOK_MARGIN_MS = 60_000  # a sessionWebhook is not used in the last minute of its life
+CARD_INTERVAL = 1.0  # seconds between two updates of one AI card (at the default ConnectionPolicy.frame_interval)
+MAX_CARDS = 1000  # cards kept waiting for their part 0 (one per answer in progress)
 TIME = "%Y-%m-%d %H:%M:%S"  # `since` in status, in the configured time zone
 TITLE_CHARS = 20  # the markdown title: what the notification and the chat list show
 _MARKUP = re.compile(r"[#>*`_\[\]!]+")
@@ -129,9 +137,17 @@ class DingTalk(Channel):
                           for cid, client in self.clients.items()}  # fmt: skip
         else:
             self.state.went_up()  # an HTTP channel is up while the daemon listens
-        if settings.stream_mode or settings.card_template_id:
-            log.warning("dingtalk: stream_mode/card_template_id are set, but AI card streaming is not built yet: "
-                        "answers are sent as markdown messages, the first paragraph at once")  # fmt: skip
+        self._template = settings.card_template_id if settings.stream_mode else ""
+        self._card_interval = CARD_INTERVAL * connection.frame_interval / ConnectionPolicy().frame_interval
+        self._cards: OrderedDict[str, CardReply] = OrderedDict()  # by the answered message's id, until part 0
+        if self._template:
+            self.capabilities = dataclasses.replace(DingTalk.capabilities, text_limit=CARD_TEXT_LIMIT,
+                                                    streams_in_place=True)  # fmt: skip
+        elif settings.stream_mode:
+            log.warning("dingtalk: stream_mode needs card_template_id (an AI card template): without it answers are "
+                        "markdown messages, the first paragraph at once")  # fmt: skip
+        elif settings.card_template_id:
+            log.warning("dingtalk: card_template_id is ignored without stream_mode: true")
 
     @staticmethod
     def configured(settings: Settings) -> bool:
@@ -175,9 +191,26 @@ class DingTalk(Channel):
                 log.info("dingtalk: duplicate %s from %s acknowledged", inbound.dedupe_key[:24], inbound.user_id)
 
     # --- answering --------------------------------------------------------------------------------------
+    def live_reply(self, origin: Origin) -> LiveReply | None:
+        """An AI card for the answer to `origin` (with stream_mode and card_template_id), created when the model's
+        first words are shown."""
+        client = self.clients.get(origin.payload.get("client_id", ""))
+        private = origin.payload.get("conversation_type") != GROUP
+        if not self._template or client is None or (private and not origin.payload.get("staff_id")):
+            return None
+        card = CardReply(client, origin, self._template, self._card_interval)
+        self._cards[origin.message_id] = card
+        while len(self._cards) > MAX_CARDS:
+            self._cards.popitem(last=False)
+        return card
+
     async def send(self, message: Outgoing) -> str | None:
         payload: Mapping[str, str] = message.origin.payload if message.origin is not None else {}
         client = self.clients.get(payload.get("client_id", "")) or next(iter(self.clients.values()))
+        if message.origin is not None and message.part == 0 and message.kind != "image":
+            card = self._cards.pop(message.origin.message_id, None)
+            if card is not None and await card.finish(message.content):
+                return None
         try:
             media_id = None
             if message.kind == "image":
