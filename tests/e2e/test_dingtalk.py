@@ -194,3 +194,13 @@ async def test_status_shows_each_app(daemon: DaemonRunner, ding: FakeDingTalk) -
     assert set(apps) == {APP, "ding-app-2"} and all(a["connected"] for a in apps.values())
     assert all(isinstance(a["since"], str) and a["reconnects"] == 0 and a["last_error"] is None for a in apps.values())
     assert "ding-secret" not in str(status.model_dump())
+
+
+async def test_the_operators_playground_answers_a_dingtalk_user_through_openapi(
+    daemon: DaemonRunner, ding: FakeDingTalk
+) -> None:
+    assert daemon.services is not None
+    await daemon.services.operator.playground("lee", "试一试", "ops", channel="dingtalk")
+    await ding.wait_for(lambda: ding.replies(user="lee"), what="the answer")
+    await daemon.idle()
+    assert [(d.via, d.text) for d in ding.replies(user="lee")] == [("api", "echo: 试一试")]

@@ -235,8 +235,9 @@ class DingTalk(Channel):
     async def _deliver(
         self, client: DingTalkClient, message: Outgoing, payload: Mapping[str, str], media_id: str | None
     ) -> None:
-        group = payload.get("conversation_type") == GROUP if payload else message.chat not in ("", message.user_id)
-        staff = payload.get("staff_id", "") if message.origin is not None else message.user_id
+        kind = payload.get("conversation_type")  # absent: a message nobody asked for, or the operator's playground
+        group = kind == GROUP if kind else message.chat not in ("", message.user_id)
+        staff = payload.get("staff_id", message.user_id)  # "": DingTalk gave the sender no staffId
         mention = staff if group and message.part == 0 else ""
         webhook, expires = payload.get("session_webhook", ""), int(payload.get("session_webhook_expires") or 0)
         if webhook and time.time() * 1000 < expires - WEBHOOK_MARGIN_MS:
