@@ -96,6 +96,8 @@ async def test_refused_credentials_are_reported_once_and_retried_at_growing_dela
     assert delays[-1] > delays[0] * 2, delays
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR and "authFailed" in r.getMessage()]
     assert len(logged) == 1
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and "authFailed" in r.getMessage()]
+    assert len(warned) == 1  # five refusals, one warning: the same reason is not repeated
     assert "ding-secret-1" not in caplog.text
 
 

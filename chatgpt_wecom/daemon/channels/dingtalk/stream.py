@@ -152,8 +152,9 @@ class StreamLink:
         try:
             endpoint, ticket = await self.client.open_connection(SUBSCRIPTIONS, UA)
             ws = await self._session.ws_connect(
-                endpoint, params={"ticket": ticket}, heartbeat=self._policy.heartbeat, autoping=True
-            )
+                endpoint, params={"ticket": ticket}, heartbeat=self._policy.heartbeat, autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self._policy.ack_timeout),  # a stop never hangs on it
+            )  # fmt: skip
         except DingTalkConfigError as exc:
             self._misconfigured(f"dingtalk {app}", str(exc), exc.hint)
             self._failed(str(exc))
@@ -178,9 +179,10 @@ class StreamLink:
         return ws
 
     def _failed(self, error: str) -> None:
+        """An open that failed: logged when the reason is new (a wrong secret is not a line a minute)."""
         self.state.failures += 1
+        log.log(logging.DEBUG if error == self.state.last_error else logging.WARNING, "%s", error)
         self.state.last_error = error
-        log.warning("%s", error)
         self._on_change()
 
     def _down(self, reason: str) -> None:
