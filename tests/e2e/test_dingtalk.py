@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from chatgpt_wecom.daemon.channels.dingtalk.stream import ack
 from tests.daemon_runner import DaemonRunner
 from tests.dingtalk_runner import FAST_DING, dingtalk_settings
 from tests.fakes.dingtalk import GROUP_SEND, PRIVATE_SEND, WEBHOOK, FakeDingTalk
 from tests.fakes.model import FakeModel, tiny_png
 
 APP = "ding-app-1"
+DATA = Path(__file__).parent.parent / "data"
 
 
 @pytest.fixture
@@ -204,3 +206,26 @@ async def test_the_operators_playground_answers_a_dingtalk_user_through_openapi(
     await ding.wait_for(lambda: ding.replies(user="lee"), what="the answer")
     await daemon.idle()
     assert [(d.via, d.text) for d in ding.replies(user="lee")] == [("api", "echo: 试一试")]
+
+
+async def test_a_voice_message_without_recognition_is_downloaded_and_transcribed(
+    daemon: DaemonRunner, ding: FakeDingTalk, model: FakeModel
+) -> None:
+    ding.add_file("dl-voice", (DATA / "voice_hello.amr").read_bytes(), "audio/amr")
+    model.set_transcript("你好世界")
+    audio = {"downloadCode": "dl-voice", "recognition": ""}
+    await ding.push(ding.message(user="mia", msgtype="audio", content=audio))
+    await ding.wait_for(lambda: ding.replies(user="mia"), what="the answer")
+    await daemon.idle()
+    (text,) = ding.texts(user="mia")
+    assert "「你好世界」" in text and "echo: 你好世界" in text
+    assert [r.kind for r in model.requests] == ["transcription", "chat"]
+
+
+def test_the_ack_of_a_ping_is_byte_identical_to_the_sdks() -> None:
+    """dingtalk-protocol.md §8, vector 6."""
+    expected = (
+        '{"code": 200, "headers": {"contentType": "application/json", "messageId": "m-ping-1"}, "message": "OK", '
+        '"data": "{\\"opaque\\": \\"123-dsfs\\"}"}'
+    )
+    assert ack("m-ping-1", '{"opaque": "123-dsfs"}') == expected
