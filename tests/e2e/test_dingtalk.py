@@ -229,3 +229,18 @@ def test_the_ack_of_a_ping_is_byte_identical_to_the_sdks() -> None:
         '"data": "{\\"opaque\\": \\"123-dsfs\\"}"}'
     )
     assert ack("m-ping-1", '{"opaque": "123-dsfs"}') == expected
+
+
+async def test_a_long_answer_is_split_below_the_limit(
+    daemon: DaemonRunner, ding: FakeDingTalk, model: FakeModel
+) -> None:
+    answer = "\n\n".join(f"第{n}段：" + "长回答里的一句话。" * 40 for n in range(1, 13))  # ~13,000 bytes
+    model.set_reply(answer)
+    await ding.push(ding.message("写长一点", user="ned", group="cidLong==", webhook_ttl_ms=0))  # OpenAPI, msgParam
+    await ding.wait_for(lambda: len(ding.replies(chat="cidLong==")) >= 3, what="the parts")
+    await daemon.idle()
+    texts = ding.texts(chat="cidLong==")
+    assert all(len(t.encode()) <= 6000 for t in texts) and len(texts) >= 3
+    assert "".join(texts).replace("\n", "") == answer.replace("\n", "")
+    params = [r.json["msgParam"] for r in ding.requests_to(GROUP_SEND)]
+    assert all(len(p.encode()) <= 15000 for p in params)
