@@ -22,6 +22,7 @@ Off by default: every update is an OpenAPI call (QPS and the monthly quota of st
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -171,8 +172,7 @@ class DingTalk(Channel):
             link.start()
 
     async def stop(self) -> None:
-        for link in self.links.values():
-            await link.stop()
+        await asyncio.gather(*(link.stop() for link in self.links.values()))
 
     def _taker(self, client_id: str) -> Callable[[dict[str, Any]], Any]:
         async def take(data: dict[str, Any]) -> None:
