@@ -3,7 +3,9 @@ card DingTalk refuses falls back to messages; without the keys nothing changes."
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,30 @@ async def test_without_a_template_stream_mode_only_warns(
     assert ding.cards == {} and ding.requests_to(CARD_CREATE) == []
     assert "stream_mode needs card_template_id" in caplog.text
     assert "".join(ding.texts(user="emil")).replace("\n", "") == ANSWER.replace("\n", "")
+
+
+async def test_a_stop_mid_answer_ends_the_card_as_failed_and_the_restart_finishes_with_messages(
+    tmp_path: Path, ding: FakeDingTalk, model: FakeModel
+) -> None:
+    model.set_reply(ANSWER)
+    model.set_stream(chunk_chars=2, chunk_delay=0.2)  # slow: the stop comes mid-answer
+    settings = dingtalk_settings(tmp_path, ding, model, **CARD)
+    tuning = replace(FAST_DING, shutdown_grace=0.1)
+    async with DaemonRunner(settings, tuning):
+        await ding.wait_connected(APP)
+        await ding.push(ding.message("讲一讲", user="finn"))
+        await ding.wait_for(lambda: any(c.frames for c in ding.cards.values()), what="the card's first words")
+        await ding.wait_for(lambda: drafts(settings.database_path) > 0, what="the shown text checkpointed")
+    (card,) = ding.cards.values()
+    assert card.finished and card.error and ANSWER.startswith(card.text)
+    async with DaemonRunner(settings, tuning) as daemon:
+        await ding.wait_connected(APP, count=2)
+        await daemon.idle(20)
+    (note,) = ding.texts(user="finn")  # what the card showed, and a note — not a second, different answer
+    assert "中断" in note and len(ding.cards) == 1
+    assert len(model.requests) == 1  # not asked again
+
+
+def drafts(database: Path) -> int:
+    with sqlite3.connect(database) as conn:
+        return int(conn.execute("SELECT count(*) FROM drafts").fetchone()[0])

@@ -90,7 +90,8 @@ class Card:
     template: str
     space: str
     robot: str
-    frames: list[tuple[str, bool]] = field(default_factory=list)
+    frames: list[tuple[str, bool]] = field(default_factory=list)  # (content, isFinalize)
+    error: bool = False  # finished with isError
 
     @property
     def finished(self) -> bool:
@@ -455,6 +456,7 @@ class FakeDingTalk:
         if len(str(body.get("content", "")).encode()) > CARD_MAX_BYTES:
             return self._answer(rec, {"code": "param.stream.content", "message": "content is too large"}, 400)
         card.frames.append((str(body.get("content", "")), bool(body.get("isFinalize"))))
+        card.error = card.error or bool(body.get("isError"))
         return self._answer(rec, {"success": True, "result": True})
 
     async def _webhook(self, request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ one card, typewriter-style, instead of arriving paragraph by paragraph.
   only; a text a newer one replaced is skipped.
 - Part 0 of the stored answer finishes the card (`isFinalize`). The card takes at most `CARD_TEXT_LIMIT` bytes
   (DingTalk advises ≤ 3 KB per card): a longer answer goes on in plain messages, as parts of their own.
+- A stop mid-answer ends the card in its failed state (`isError`); the rest comes after the restart as messages.
 - Any card failure (template unknown, permission Card.Streaming.Write / Card.Instance.Write missing, space
   refused) stops the card: part 0 and the rest go out as plain messages, so the user always gets the answer.
 - The template binds its markdown to the variable `content` (chatgpt-dingtalk's template does).
@@ -92,6 +93,14 @@ class CardReply(LiveReply):
             return False
         return True
 
+    async def abandon(self) -> None:
+        """The daemon stops with this answer unfinished: the card ends in its failed state, showing what it showed
+        (after the restart the rest comes as messages, with a note that the answer was interrupted)."""
+        await self.close()
+        if self.created and not self.failed:
+            with contextlib.suppress(DingTalkError):
+                await self._update(self._sent, final=True, error=True)
+
     async def _run(self) -> None:
         try:
             async with self._lock:
@@ -112,9 +121,9 @@ class CardReply(LiveReply):
             log.warning("dingtalk: AI card for %s stopped (%s); the answer goes as messages", self._origin.user_id,
                         exc)  # fmt: skip
 
-    async def _update(self, text: str, *, final: bool) -> None:
+    async def _update(self, text: str, *, final: bool, error: bool = False) -> None:
         body = {"outTrackId": self.out_track_id, "guid": uuid.uuid4().hex, "key": CONTENT_KEY, "content": text,
-                "isFull": True, "isFinalize": final, "isError": False}  # fmt: skip
+                "isFull": True, "isFinalize": final, "isError": error}  # fmt: skip
         async with self._lock:
             await self._client.stream_card(body)
         self._sent = text

@@ -172,7 +172,8 @@ class DingTalk(Channel):
             link.start()
 
     async def stop(self) -> None:
-        await asyncio.gather(*(link.stop() for link in self.links.values()))
+        cards, self._cards = list(self._cards.values()), OrderedDict()  # answers the stop cut short
+        await asyncio.gather(*(card.abandon() for card in cards), *(link.stop() for link in self.links.values()))
 
     def _taker(self, client_id: str) -> Callable[[dict[str, Any]], Any]:
         async def take(data: dict[str, Any]) -> None:
