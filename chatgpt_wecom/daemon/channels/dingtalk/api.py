@@ -55,6 +55,7 @@ class DingTalkError(Exception):
     def __init__(self, api: str, message: str) -> None:
         super().__init__(f"DingTalk {api}: {message}")
         self.api = api
+        self.message = message
 
 
 class DingTalkConfigError(DingTalkError):
@@ -137,7 +138,8 @@ class DingTalkClient:
             if self._token is not None and self._clock() < self._refresh_at:
                 return self._token
             if self._refused is not None and self._clock() < self._refused_until:
-                raise self._refused
+                refused = self._refused  # a fresh exception each time (a re-raised one grows its traceback)
+                raise DingTalkConfigError(refused.api, refused.message, refused.hint)
             body = {"appKey": self.client_id, "appSecret": self._secret}
             try:
                 answer = await self._call("POST", f"{self._api}/v1.0/oauth2/accessToken", "accessToken", json_body=body)
