@@ -244,3 +244,13 @@ async def test_a_long_answer_is_split_below_the_limit(
     assert "".join(texts).replace("\n", "") == answer.replace("\n", "")
     params = [r.json["msgParam"] for r in ding.requests_to(GROUP_SEND)]
     assert all(len(p.encode()) <= 15000 for p in params)
+
+
+async def test_a_burst_is_acked_and_answered_once_each_in_order(daemon: DaemonRunner, ding: FakeDingTalk) -> None:
+    frames = [await ding.push(ding.message(f"第{n}问", user=f"p{n % 3}"), wait_ack=False) for n in range(30)]
+    await ding.wait_for(lambda: all(f in ding.acks for f in frames), what="every ACK")
+    assert {ding.acks[f]["code"] for f in frames} == {200}
+    await ding.wait_for(lambda: len(ding.delivered) == 30, timeout=20, what="thirty answers")
+    await daemon.idle()
+    for user in range(3):
+        assert ding.texts(user=f"p{user}") == [f"echo: 第{n}问" for n in range(user, 30, 3)]

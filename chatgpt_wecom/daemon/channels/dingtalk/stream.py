@@ -6,7 +6,8 @@
 - Frames: SYSTEM `ping` → ACK echoing its data; SYSTEM `disconnect` → a replacement is opened first and the old
   socket closed after it (DingTalk may stop delivering on a socket it asked to leave); CALLBACK bot message →
   handed to `on_message`, which returns once the message is committed to the inbox, and only then ACKed
-  (persist before ack; a msgId seen before is stored once and ACKed all the same); other CALLBACK topics → 404;
+  (persist before ack; a msgId seen before is stored once and ACKed all the same) — several at once, so a burst
+  is committed in one batch while pings are still answered; other CALLBACK topics → 404;
   EVENT → ACK `{"status": "SUCCESS"}`.
 - Reconnect: capped exponential backoff with ±20 % jitter — `first_backoff`, doubling up to twice the policy's
   `max_backoff` (60 s with the defaults, the SDKs' cap) — after a refused open, a broken or idle socket, and a
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 BOT_TOPIC: Final = "/v1.0/im/bot/messages/get"
 SUBSCRIPTIONS: Final = [{"type": "CALLBACK", "topic": BOT_TOPIC}]
 UA: Final = f"chatgpt-wecom/{__version__}"
+MAX_STORING: Final = 256  # bot messages of one app being stored at once; the socket waits beyond that
 BACKOFF_SCALE: Final = 2.0  # DingTalk's cap is twice the policy's (60 s against the default 30 s)
 BOT_ACK_DATA: Final = json.dumps({"response": None})
 EVENT_ACK_DATA: Final = json.dumps({"status": "SUCCESS", "message": "success"})
@@ -95,12 +97,16 @@ class StreamLink:
         self._task: asyncio.Task[None] | None = None
         self._ever_up = False
         self._frames_seen: dict[int, int] = {}  # per open socket: frames it delivered
+        self._storing: set[asyncio.Task[None]] = set()  # bot messages being stored, each ACKed when it is
+        self._room = asyncio.Semaphore(MAX_STORING)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"dingtalk-stream:{self.client.client_id}")
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._storing:  # messages being stored are finished (and ACKed) before the sockets close
+            await asyncio.wait(set(self._storing), timeout=self._policy.ack_timeout)
         for ws in list(self._sockets):
             await ws.close()
         if self._task is not None:
@@ -258,9 +264,18 @@ class StreamLink:
             await self._send(ws, ack(message_id, EVENT_ACK_DATA))
             return
         if kind == "CALLBACK" and topic == BOT_TOPIC:
-            await self._send(ws, ack(message_id, BOT_ACK_DATA, *await self._deliver(data)))
+            await self._room.acquire()  # stored concurrently (the inbox commits them in one batch), in order
+            task = asyncio.create_task(self._store(ws, message_id, data), name=f"dingtalk-store:{message_id}")
+            self._storing.add(task)
+            task.add_done_callback(self._storing.discard)
             return
         await self._send(ws, ack(message_id, data, 404, "not implement"))
+
+    async def _store(self, ws: aiohttp.ClientWebSocketResponse, message_id: str, data: str) -> None:
+        try:
+            await self._send(ws, ack(message_id, BOT_ACK_DATA, *await self._deliver(data)))
+        finally:
+            self._room.release()
 
     async def _deliver(self, data: str) -> tuple[int, str]:
         """Hand a bot message over; (code, message) of its ACK, sent only once it is stored (or refused)."""
