@@ -73,8 +73,8 @@ async def test_a_server_that_closes_every_socket_is_retried_at_growing_delays(
     times = [t for t, _, _ in ding.opens][:6]
     delays = gaps(times)
     assert all(d >= CONNECTION.first_backoff * 0.8 * 0.9 for d in delays), delays
-    assert delays[3] > delays[0] * 2, delays  # doubling, capped at 2 × max_backoff
-    assert max(delays) <= CONNECTION.max_backoff * 2 * 1.2 + 0.2, delays
+    assert delays[3] >= CONNECTION.first_backoff * 2**3 * 0.8, delays  # doubling: the 4th waits ≥ 8 × the first
+    assert max(delays) <= CONNECTION.max_backoff * 2 * 1.2 + 0.5, delays  # capped at 2 × max_backoff
 
 
 async def test_refused_credentials_are_reported_once_and_retried_at_growing_delays(
@@ -93,7 +93,7 @@ async def test_refused_credentials_are_reported_once_and_retried_at_growing_dela
         await ding.push(ding.message("修好了", user="u3"))
         await ding.wait_for(lambda: ding.texts(user="u3") == ["echo: 修好了"], what="the answer")
     delays = gaps([t for t, _, status in ding.opens if status == 401][:5])
-    assert delays[-1] > delays[0] * 2, delays
+    assert delays[3] >= CONNECTION.first_backoff * 2**3 * 0.8, delays  # growing, whatever the machine's load
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR and "authFailed" in r.getMessage()]
     assert len(logged) == 1
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "authFailed" in r.getMessage()]
