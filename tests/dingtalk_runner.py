@@ -14,7 +14,9 @@ from tests.daemon_runner import FAST, free_port, short_socket_path
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.model import FakeModel
 
-CONNECTION = ConnectionPolicy(heartbeat=5.0, idle_timeout=10.0, ack_timeout=2.0, first_backoff=0.05, max_backoff=0.4)
+CONNECTION = ConnectionPolicy(
+    heartbeat=5.0, idle_timeout=10.0, ack_timeout=2.0, first_backoff=0.05, max_backoff=0.4, frame_interval=0.07
+)  # an AI card updates every 0.1 s
 FAST_DING = replace(
     FAST, connection=CONNECTION, delivery=replace(FAST.delivery, rate_limited_pause=0.3)
 )  # a "slow down" pauses briefly
