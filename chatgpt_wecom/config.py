@@ -103,6 +103,8 @@ class DingTalkApp(BaseModel):
 
 
 def _given(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value != 0  # agent_id: 0 is the default, "no app" (a config written out in full has it)
     text = value.get_secret_value() if isinstance(value, SecretStr) else value
     return text is not None and str(text).strip() != ""
 
@@ -284,8 +286,13 @@ class Settings(BaseSettings):
     run_mode: Literal["stream", "http"] = Field(
         "stream", description="How DingTalk delivers messages: stream (no public IP) or http (signed POSTs to port)."
     )
-    stream_mode: bool = Field(False, description="DingTalk: stream answers into an AI card (needs card_template_id).")
-    card_template_id: str = Field("", description="DingTalk AI card template id for stream_mode.")
+    stream_mode: bool = Field(
+        False,
+        description="DingTalk: answers grow in an AI card (打字机) — needs card_template_id, a template whose "
+        "markdown is bound to the variable `content`, and the permissions Card.Instance.Write and "
+        "Card.Streaming.Write. Off: markdown messages, the first paragraph at once.",
+    )
+    card_template_id: str = Field("", description="DingTalk AI card template id for stream_mode (it ends in .schema).")
     dingtalk_api_base: str = Field("https://api.dingtalk.com", description="DingTalk OpenAPI base URL.")
     dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", description="DingTalk legacy API base URL.")
 
@@ -363,7 +370,7 @@ class Settings(BaseSettings):
         bot = {k for k in WECOM_BOT_KEYS if _given(data.get(k))}
         dingtalk = bool(data.get("credentials") or data.get("dingtalk_credentials"))
         required = [k for k in WECOM_BOT_KEYS if bot and k not in bot]
-        if app or not (bot or dingtalk):
+        if app - {"agent_id"} or not (bot or dingtalk):  # agent_id alone (the example's 1000002) turns nothing on
             required += [k for k in WECOM_APP_KEYS if k not in app]
         return {**data, **{k: _REQUIRED for k in required}} if required else data
 

@@ -63,6 +63,16 @@ CONFIG_ENV = [
     "MAX_ANSWER_PARTS",
     "CHATGPT_WECOM_CONFIG",
     "OPENAI_API_KEY",
+    # DingTalk (chatgpt-dingtalk's names): a developer's DINGTALK_CREDENTIALS would turn DingTalk on in every test
+    "DINGTALK_CREDENTIALS",
+    "CREDENTIALS",
+    "RUN_MODE",
+    "CHAT_TYPE",
+    "ALLOW_GROUPS",
+    "STREAM_MODE",
+    "CARD_TEMPLATE_ID",
+    "DINGTALK_API_BASE",
+    "DINGTALK_OAPI_BASE",
 ]
 
 

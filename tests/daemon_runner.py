@@ -172,14 +172,23 @@ def write_config(settings: Settings, path: Path) -> Path:
     """The settings as a config.yml, the way an operator would write it."""
     values: dict[str, Any] = {}
     for name, value in settings.model_dump().items():
-        if isinstance(value, SecretStr):
-            values[name] = value.get_secret_value()
-        elif isinstance(value, Path):
-            values[name] = str(value)
-        elif value is not None:
-            values[name] = value
+        if value is not None:
+            values[name] = _plain(value)
     path.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def _plain(value: Any) -> Any:
+    """A settings value as YAML takes it: secrets revealed, paths as text, nested lists and mappings too."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class DaemonProcess:

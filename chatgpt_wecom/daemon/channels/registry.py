@@ -14,6 +14,8 @@ import aiohttp
 
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.channels.base import Channel
+from chatgpt_wecom.daemon.channels.dingtalk import check as dingtalk_check
+from chatgpt_wecom.daemon.channels.dingtalk.channel import DingTalk
 from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy, RetryPolicy
 from chatgpt_wecom.daemon.channels.wecom import check as wecom_check
 from chatgpt_wecom.daemon.channels.wecom.channel import WeComApp
@@ -43,10 +45,11 @@ class ChannelKind(Protocol):
     def configured(settings: Settings) -> bool: ...
 
 
-CHANNELS: tuple[ChannelKind, ...] = (WeComApp, WeComBot)  # in the order they start
+CHANNELS: tuple[ChannelKind, ...] = (WeComApp, WeComBot, DingTalk)  # in the order they start
 CHECKS: dict[str, Callable[[Settings], Awaitable[tuple[bool, str]]]] = {  # `check`: each channel's call to its platform
     WeComApp.name: wecom_check.check,
     WeComBot.name: wecom_bot_check.check,
+    DingTalk.name: dingtalk_check.check,
 }
 
 
