@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -384,6 +385,11 @@ class Settings(BaseSettings):
     def _aes_key(cls, value: SecretStr) -> SecretStr:
         key = value.get_secret_value().strip()
         if key and not _AES_KEY.fullmatch(key):
+            bad = next((n for n, c in enumerate(key, 1) if not (c.isascii() and c.isalnum())), None)
+            if bad is not None:  # one character of a secret, and where: enough to find it, not enough to guess it
+                char = key[bad - 1]
+                what = f"'{char}'" if "!" <= char <= "~" else "a space" if char == " " else "a non-ASCII character"
+                raise ValueError(f"must be exactly 43 letters and digits, but holds {what} at position {bad}")
             raise ValueError(f"must be exactly 43 letters and digits (got {len(key)} characters)")
         return SecretStr(key)
 
@@ -452,21 +458,28 @@ class Settings(BaseSettings):
             raise ValueError("is not a known time zone (e.g. Asia/Shanghai)") from None
         return value
 
-    @model_validator(mode="after")
-    def _model_endpoint(self) -> Settings:
-        if self.azure_on:
-            missing = [k for k in ("azure_deployment_name", "azure_api_version") if not str(getattr(self, k)).strip()]
-            if not self.azure_openai_token.get_secret_value():
-                missing.append("azure_openai_token")
-            if not self.azure_resource_name and not self.base_url:
-                missing.append("azure_resource_name")
-            if missing:
-                raise ValueError(f"azure_on is true but {', '.join(missing)} is empty")
-        elif not self.api_key.get_secret_value().strip():
-            raise ValueError("api_key is empty (env APIKEY); set it, or use azure_on with azure_openai_token")
-        elif not self.model:
-            raise ValueError("model is empty; set the model name the endpoint expects (e.g. gpt-4o-mini)")
-        return self
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id(cls, value: int, info: core_schema.ValidationInfo) -> int:
+        if value < 0 or (value == 0 and info.data.get("corp_id")):
+            raise ValueError("must be the app's AgentId (应用管理 → app → AgentId), a positive number")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Callable[[Any], Settings]) -> Settings:
+        """Every problem at once: the model endpoint's (which spans several keys) together with the keys' own, so
+        an empty api_key is not told only after the other keys are fixed."""
+        problems = _endpoint_problems(data) if isinstance(data, dict) else []
+        try:
+            settings = handler(data)
+        except ValidationError as exc:
+            if not problems:
+                raise
+            raise _with_problems(exc.title, list(exc.errors()), problems, data) from None
+        if problems:
+            raise _with_problems(cls.__name__, [], problems, data)
+        return settings
 
     # --- derived --------------------------------------------------------------------------------
     @property
@@ -505,6 +518,46 @@ class Settings(BaseSettings):
         """Every configured secret's value — for masking them wherever text leaves the daemon, never for showing."""
         values = [getattr(self, name).get_secret_value() for name in _SECRET_FIELDS - {"credentials"}]
         return [v for v in values + [app.client_secret.get_secret_value() for app in self.credentials] if v]
+
+
+def _raw(data: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            return text.strip()
+    return ""
+
+
+def _endpoint_problems(data: dict[str, Any]) -> list[str]:
+    """What keeps the model endpoint from working, read from the values as given (before they are validated)."""
+    azure = data.get("azure_on")
+    if isinstance(azure, str):
+        azure = azure.strip().lower() in ("1", "true", "yes", "on", "t", "y")
+    if azure:
+        missing = [k for k in ("azure_deployment_name", "azure_api_version", "azure_openai_token") if not _raw(data, k)]
+        if "azure_api_version" not in data:
+            missing.remove("azure_api_version")  # its default
+        if not _raw(data, "azure_resource_name") and not _raw(data, "base_url"):
+            missing.append("azure_resource_name")
+        return [f"azure_on is true but {', '.join(missing)} is empty"] if missing else []
+    if not _raw(data, "api_key", "apikey"):
+        return ["api_key is empty (env APIKEY); set it, or use azure_on with azure_openai_token"]
+    if "model" in data and not _raw(data, "model"):
+        return ["model is empty; set the model name the endpoint expects (e.g. gpt-4o-mini)"]
+    return []
+
+
+def _with_problems(title: str, errors: list[Any], problems: list[str], data: Any) -> ValidationError:
+    """A ValidationError holding `errors` (the keys' own) and `problems` (sentences naming their keys)."""
+    line_errors: list[Any] = [
+        {"type": e["type"], "loc": e["loc"], "input": e.get("input"), "ctx": e.get("ctx", {})} for e in errors
+    ]
+    line_errors += [
+        {"type": PydanticCustomError("config", "{problem}", {"problem": problem}), "loc": (), "input": data}
+        for problem in problems
+    ]
+    return ValidationError.from_exception_data(title, line_errors)
 
 
 def _format_error(err: dict[str, Any]) -> str:
