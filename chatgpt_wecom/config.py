@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("config.yml")
 
-DEFAULT_HELP = (
+LEGACY_HELP = (  # the Go project's default reply to 帮助: a config.yml carrying it has not configured its own
     "Commands:\n\n"
     "=================================\n\n"
     "🙋 单聊 👉 单独聊天，缺省\n\n"
@@ -155,7 +155,11 @@ class Settings(BaseSettings):
     sensitive_words: UserList = Field(
         default_factory=list, description="Questions containing one are refused; in answers they become 🚫."
     )
-    help: str = Field(DEFAULT_HELP, description="The reply to 帮助.")
+    help: str = Field(
+        "",
+        description="The reply to 帮助; empty: the commands this deployment answers (#图片, voice and pictures only "
+        "where configured, admin commands only to admins).",
+    )
     deny_reply: str = Field(
         "抱歉，你暂时没有使用这个应用的权限。如需开通，请联系管理员。",
         description="The reply to a user the access lists refuse.",
@@ -323,6 +327,11 @@ class Settings(BaseSettings):
             if not value:
                 raise ValueError("is empty")
         return value
+
+    @field_validator("help")
+    @classmethod
+    def _help(cls, value: str) -> str:
+        return "" if value.strip() == LEGACY_HELP else value
 
     @field_validator("log_level", mode="before")
     @classmethod
