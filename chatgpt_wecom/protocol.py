@@ -36,7 +36,9 @@ def validation_sentences(exc: ValidationError) -> list[str]:
             text = f"{what} is required"
         elif kind == "string_too_long" and isinstance(value, str):
             text = f"{what} has {len(value)} characters; at most {ctx.get('max_length')} are allowed"
-        elif kind in ("string_too_short", "too_short"):
+        elif kind == "too_short":
+            text = f"give at least one {what.removeprefix('the ')}"
+        elif kind == "string_too_short":
             text = f"{what} must not be empty"
         elif kind.startswith("json") or kind == "model_type":
             text = "the request is not the JSON object this API takes"

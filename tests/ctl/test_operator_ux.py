@@ -56,6 +56,8 @@ async def test_status_says_why_a_conversation_is_blocked_and_retry_ends_the_wait
         assert (blocked.user, blocked.channel, blocked.chat, blocked.tries) == ("u1", "wecom", "u1", 1)
         assert "errcode 60020" in blocked.reason and blocked.hint is not None and "203.0.113.7" in blocked.hint
         assert blocked.next_try_at - blocked.since >= 299  # the backoff would wait five minutes
+        failed = [e for e in status.last_errors if e.kind == "delivery.failed"]
+        assert failed and failed[-1].data["hint"] == blocked.hint  # the Live page's ⚠ row can say the fix
 
         human = await ok(sock, "status")
         assert re.search(
@@ -167,13 +169,16 @@ async def test_control_api_refusals_of_a_request_are_sentences(daemon: DaemonRun
             await client._request("POST", "/playground", p.WordsChange(words=["x"]))
         with pytest.raises(ControlError) as spaced:
             await client.playground("foo bar", "你好")
+        with pytest.raises(ControlError) as none:
+            await client.add_users("deny", [])
     assert (long_user.value.code, str(long_user.value)) == (
         "bad_request",
         "The user id has 70 characters; at most 64 are allowed",
     )
     assert raw.value.code == "bad_request" and str(raw.value) == "The user id is required; The text is required"
     assert spaced.value.code == "bad_user_id" and "holds a space" in str(spaced.value)
-    for err in (long_user.value, raw.value, spaced.value):
+    assert str(none.value) == "Give at least one user id"
+    for err in (long_user.value, raw.value, spaced.value, none.value):
         assert "pydantic" not in str(err) and "validation error" not in str(err).lower()
 
 

@@ -283,6 +283,7 @@ class Deliverer:
                 "delivery: part %d of message %d to %s %s: %s",
                 part.part, part.inbox_id, part.user_id, "dropped" if final else "will be retried", exc,
             )  # fmt: skip
+        hint = {"hint": exc.hint} if isinstance(exc, Misconfigured) else {}  # the operator's fix, for the Live page
         self._bus.publish(
             "delivery.failed",
             user=part.user_id,
@@ -291,4 +292,5 @@ class Deliverer:
             channel=part.channel,
             error=str(exc),
             final=final,
+            **hint,
         )
