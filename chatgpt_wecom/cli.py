@@ -60,8 +60,19 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        typer.echo(f"chatgpt-wecom {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
     """A WeCom (企业微信) self-built app connected to an LLM."""
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chatgpt_wecom import protocol as p
 
@@ -64,12 +64,13 @@ def _gone(socket_path: Path, exc: BaseException) -> DaemonNotRunning:
 
 
 class ControlError(Exception):
-    """The daemon refused a request; `code` is the API's error code."""
+    """The daemon refused a request; `code` is the API's error code, `lines` its problems one by one (if several)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, lines: list[str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.lines = lines or []
 
 
 async def _refusal(resp: aiohttp.ClientResponse) -> ControlError:
@@ -79,7 +80,23 @@ async def _refusal(resp: aiohttp.ClientResponse) -> ControlError:
     except ValueError:
         payload = None
     err = payload if isinstance(payload, dict) else {}
-    return ControlError(resp.status, str(err.get("code", "error")), str(err.get("error", resp.reason or "")))
+    lines = err.get("lines")
+    return ControlError(
+        resp.status,
+        str(err.get("code", "error")),
+        str(err.get("error", resp.reason or "")),
+        [str(x) for x in lines] if isinstance(lines, list) else None,
+    )
+
+
+def _body(model: type[M], **fields: Any) -> M:
+    """A request body; what the API would refuse is refused here the same way: ControlError `bad_request` whose
+    message is a sentence (never pydantic's report)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = p.validation_sentences(exc)
+        raise ControlError(400, "bad_request", "; ".join(problems), problems) from None
 
 
 class ControlClient:
@@ -165,26 +182,28 @@ class ControlClient:
         return _AUDIT.validate_python(await self._request("GET", "/audit", limit=limit, before=before))
 
     # --- writes ------------------------------------------------------------------------------------
-    async def add_users(self, name: p.ListName, users: list[str]) -> p.Changed:
-        return await self._post(p.Changed, f"/lists/{name}/add", p.UsersChange(users=users))
+    async def add_users(self, name: p.ListName, users: list[str], *, confirm: bool = False) -> p.Changed:
+        """Add `users` to a list. Bad ids: ControlError `bad_user_id` (its `lines`: one sentence per id). The first
+        entry of an empty allow list: ControlError `confirm_needed` (its message is the warning) unless `confirm`."""
+        return await self._post(p.Changed, f"/lists/{name}/add", _body(p.UsersChange, users=users, confirm=confirm))
 
     async def remove_users(self, name: p.ListName, users: list[str]) -> p.Changed:
-        return await self._post(p.Changed, f"/lists/{name}/remove", p.UsersChange(users=users))
+        return await self._post(p.Changed, f"/lists/{name}/remove", _body(p.UsersChange, users=users))
 
     async def add_words(self, words: list[str]) -> p.Changed:
-        return await self._post(p.Changed, "/words/add", p.WordsChange(words=words))
+        return await self._post(p.Changed, "/words/add", _body(p.WordsChange, words=words))
 
     async def remove_words(self, words: list[str]) -> p.Changed:
-        return await self._post(p.Changed, "/words/remove", p.WordsChange(words=words))
+        return await self._post(p.Changed, "/words/remove", _body(p.WordsChange, words=words))
 
     async def reset_quota(self, user: str | None) -> p.QuotaResetDone:
-        return await self._post(p.QuotaResetDone, "/quota/reset", p.QuotaReset(user=user))
+        return await self._post(p.QuotaResetDone, "/quota/reset", _body(p.QuotaReset, user=user))
 
     async def clear_context(self, user: str) -> None:
         await self._request("POST", f"/users/{quote(user, safe='')}/context/clear")
 
     async def pause(self, notice: str | None = None) -> p.Status:
-        return await self._post(p.Status, "/pause", p.PauseRequest(notice=notice))
+        return await self._post(p.Status, "/pause", _body(p.PauseRequest, notice=notice))
 
     async def resume(self) -> p.Status:
         return await self._post(p.Status, "/resume")
@@ -192,15 +211,19 @@ class ControlClient:
     async def reload(self) -> p.Reloaded:
         return await self._post(p.Reloaded, "/reload")
 
+    async def retry(self, user: str | None = None) -> p.RetryDone:
+        """End the retry wait of `user`'s blocked deliveries (None: every one): they are tried at once."""
+        return await self._post(p.RetryDone, "/retry", _body(p.RetryRequest, user=user))
+
     async def playground(self, user: str, text: str, channel: str | None = None) -> p.PlaygroundAccepted:
         """Send `text` as `user` of `channel` (None: the first configured) through the real pipeline; the answer
         shows in the event stream and goes to that user there. An unknown channel: ControlError `unknown_channel`."""
-        message = p.PlaygroundMessage(user=user, text=text, channel=channel)
+        message = _body(p.PlaygroundMessage, user=user, text=text, channel=channel)
         return await self._post(p.PlaygroundAccepted, "/playground", message)
 
     async def prune(self, *, dry_run: bool = False, days: int | None = None) -> p.PruneReport:
         """Prune now what is older than `days` (None: the daemon's retention_days); `dry_run`: only count it."""
-        return await self._post(p.PruneReport, "/prune", p.PruneRequest(dry_run=dry_run, days=days))
+        return await self._post(p.PruneReport, "/prune", _body(p.PruneRequest, dry_run=dry_run, days=days))
 
     # --- the live stream ---------------------------------------------------------------------------
     async def events(self, on_open: Callable[[], None] | None = None) -> AsyncIterator[p.Event]:

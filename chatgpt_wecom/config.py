@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("config.yml")
 
-DEFAULT_HELP = (
+LEGACY_HELP = (  # the Go project's default reply to 帮助: a config.yml carrying it has not configured its own
     "Commands:\n\n"
     "=================================\n\n"
     "🙋 单聊 👉 单独聊天，缺省\n\n"
@@ -156,7 +157,11 @@ class Settings(BaseSettings):
     sensitive_words: UserList = Field(
         default_factory=list, description="Questions containing one are refused; in answers they become 🚫."
     )
-    help: str = Field(DEFAULT_HELP, description="The reply to 帮助.")
+    help: str = Field(
+        "",
+        description="The reply to 帮助; empty: the commands this deployment answers (#图片, voice and pictures only "
+        "where configured, admin commands only to admins).",
+    )
     deny_reply: str = Field(
         "抱歉，你暂时没有使用这个应用的权限。如需开通，请联系管理员。",
         description="The reply to a user the access lists refuse.",
@@ -330,6 +335,11 @@ class Settings(BaseSettings):
                 raise ValueError("is empty")
         return value
 
+    @field_validator("help")
+    @classmethod
+    def _help(cls, value: str) -> str:
+        return "" if value.strip() == LEGACY_HELP else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_level(cls, value: Any) -> Any:
@@ -371,7 +381,8 @@ class Settings(BaseSettings):
         dingtalk = bool(data.get("credentials") or data.get("dingtalk_credentials"))
         required = [k for k in WECOM_BOT_KEYS if bot and k not in bot]
         if app - {"agent_id"} or not (bot or dingtalk):  # agent_id alone (the example's 1000002) turns nothing on
-            required += [k for k in WECOM_APP_KEYS if k not in app]
+            # agent_id: 0 written out is not "missing": its own check says what it must be
+            required += [k for k in WECOM_APP_KEYS if k not in app and (k != "agent_id" or data.get(k) in (None, ""))]
         return {**data, **{k: _REQUIRED for k in required}} if required else data
 
     @field_validator(*WECOM_APP_KEYS, *WECOM_BOT_KEYS, mode="before")
@@ -391,6 +402,11 @@ class Settings(BaseSettings):
     def _aes_key(cls, value: SecretStr) -> SecretStr:
         key = value.get_secret_value().strip()
         if key and not _AES_KEY.fullmatch(key):
+            bad = next((n for n, c in enumerate(key, 1) if not (c.isascii() and c.isalnum())), None)
+            if bad is not None:  # one character of a secret, and where: enough to find it, not enough to guess it
+                char = key[bad - 1]
+                what = f"'{char}'" if "!" <= char <= "~" else "a space" if char == " " else "a non-ASCII character"
+                raise ValueError(f"must be exactly 43 letters and digits, but holds {what} at position {bad}")
             raise ValueError(f"must be exactly 43 letters and digits (got {len(key)} characters)")
         return SecretStr(key)
 
@@ -459,21 +475,28 @@ class Settings(BaseSettings):
             raise ValueError("is not a known time zone (e.g. Asia/Shanghai)") from None
         return value
 
-    @model_validator(mode="after")
-    def _model_endpoint(self) -> Settings:
-        if self.azure_on:
-            missing = [k for k in ("azure_deployment_name", "azure_api_version") if not str(getattr(self, k)).strip()]
-            if not self.azure_openai_token.get_secret_value():
-                missing.append("azure_openai_token")
-            if not self.azure_resource_name and not self.base_url:
-                missing.append("azure_resource_name")
-            if missing:
-                raise ValueError(f"azure_on is true but {', '.join(missing)} is empty")
-        elif not self.api_key.get_secret_value().strip():
-            raise ValueError("api_key is empty (env APIKEY); set it, or use azure_on with azure_openai_token")
-        elif not self.model:
-            raise ValueError("model is empty; set the model name the endpoint expects (e.g. gpt-4o-mini)")
-        return self
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id(cls, value: int, info: core_schema.ValidationInfo) -> int:
+        if value < 0 or (value == 0 and info.data.get("corp_id")):
+            raise ValueError("must be the app's AgentId (应用管理 → app → AgentId), a positive number")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Callable[[Any], Settings]) -> Settings:
+        """Every problem at once: the model endpoint's (which spans several keys) together with the keys' own, so
+        an empty api_key is not told only after the other keys are fixed."""
+        problems = _endpoint_problems(data) if isinstance(data, dict) else []
+        try:
+            settings = handler(data)
+        except ValidationError as exc:
+            if not problems:
+                raise
+            raise _with_problems(exc.title, list(exc.errors()), problems, data) from None
+        if problems:
+            raise _with_problems(cls.__name__, [], problems, data)
+        return settings
 
     # --- derived --------------------------------------------------------------------------------
     @property
@@ -512,6 +535,46 @@ class Settings(BaseSettings):
         """Every configured secret's value — for masking them wherever text leaves the daemon, never for showing."""
         values = [getattr(self, name).get_secret_value() for name in _SECRET_FIELDS - {"credentials"}]
         return [v for v in values + [app.client_secret.get_secret_value() for app in self.credentials] if v]
+
+
+def _raw(data: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            return text.strip()
+    return ""
+
+
+def _endpoint_problems(data: dict[str, Any]) -> list[str]:
+    """What keeps the model endpoint from working, read from the values as given (before they are validated)."""
+    azure = data.get("azure_on")
+    if isinstance(azure, str):
+        azure = azure.strip().lower() in ("1", "true", "yes", "on", "t", "y")
+    if azure:
+        missing = [k for k in ("azure_deployment_name", "azure_api_version", "azure_openai_token") if not _raw(data, k)]
+        if "azure_api_version" not in data:
+            missing.remove("azure_api_version")  # its default
+        if not _raw(data, "azure_resource_name") and not _raw(data, "base_url"):
+            missing.append("azure_resource_name")
+        return [f"azure_on is true but {', '.join(missing)} is empty"] if missing else []
+    if not _raw(data, "api_key", "apikey"):
+        return ["api_key is empty (env APIKEY); set it, or use azure_on with azure_openai_token"]
+    if "model" in data and not _raw(data, "model"):
+        return ["model is empty; set the model name the endpoint expects (e.g. gpt-4o-mini)"]
+    return []
+
+
+def _with_problems(title: str, errors: list[Any], problems: list[str], data: Any) -> ValidationError:
+    """A ValidationError holding `errors` (the keys' own) and `problems` (sentences naming their keys)."""
+    line_errors: list[Any] = [
+        {"type": e["type"], "loc": e["loc"], "input": e.get("input"), "ctx": e.get("ctx", {})} for e in errors
+    ]
+    line_errors += [
+        {"type": PydanticCustomError("config", "{problem}", {"problem": problem}), "loc": (), "input": data}
+        for problem in problems
+    ]
+    return ValidationError.from_exception_data(title, line_errors)
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """`chatgpt-wecom ctl`: steer a running daemon through its control socket, one ControlClient call per command.
 
-Human output is compact aligned text in local time; `--json` prints the API's JSON and nothing else on stdout.
+Human output is compact aligned text, its times in the daemon's configured `timezone` (named in the output, as in
+exports and `history`); `--json` prints the API's JSON and nothing else on stdout.
 Everything printed passes through `visible`: what users wrote cannot drive the operator's terminal.
 A daemon that is not running, a refused request or an unreadable config file is one line on stderr, never a
 traceback: exit 1 for the first two, 2 for the config file (and for usage errors).
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 import typer
@@ -81,6 +84,14 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _fail_lines(head: str, lines: list[str], code: int = 1) -> NoReturn:
+    """A refusal with several problems: its sentence, then one problem a line."""
+    typer.echo(f"chatgpt-wecom: {visible(head)}", err=True)
+    for line in lines:
+        typer.echo(f"  {visible(line)}", err=True)
+    raise typer.Exit(code)
+
+
 def _line(text: str) -> None:
     """One line of human output (a newline in it is shown as `\\n`, never taken as a line break)."""
     typer.echo(visible(text))
@@ -110,7 +121,13 @@ def _call(ctx: typer.Context, call: Callable[[ControlClient], Awaitable[T]]) -> 
 
     try:
         return asyncio.run(run())
-    except (DaemonNotRunning, ControlError) as exc:
+    except ControlError as exc:
+        if len(exc.lines) > 1 or (exc.lines and exc.code == "invalid_config"):
+            joined = "; ".join(exc.lines)
+            head = str(exc).removesuffix(joined).removesuffix(": ") if str(exc) != joined else "refused"
+            _fail_lines(head + ":", exc.lines)
+        _fail(str(exc))
+    except DaemonNotRunning as exc:
         _fail(str(exc))
     except TimeoutError:
         _fail(f"the daemon did not answer in time on {path}")
@@ -132,8 +149,17 @@ def _print(ctx: typer.Context, data: BaseModel | list[Any], human: Callable[[], 
         _line(line)
 
 
-def _time(at: float, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    return datetime.fromtimestamp(at).strftime(fmt)
+def _zone(name: str) -> tzinfo | None:
+    """The daemon's configured zone (None: this machine's, for a daemon too old to say)."""
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _time(at: float, zone: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """`at` in the daemon's `timezone` — the one rule for every time ctl shows (exports and history keep it too)."""
+    return datetime.fromtimestamp(at, _zone(zone)).strftime(fmt)
 
 
 def _duration(seconds: float) -> str:
@@ -159,8 +185,10 @@ def _status_lines(s: p.Status) -> list[str]:
     token_text = f"valid, expires in {int(token.expires_in or 0)}s" if token.has_token else "none"
     if token.last_error:
         token_text += f" (last error{f' {token.last_error_code}' if token.last_error_code else ''}: {token.last_error})"
+    tz = s.timezone
     rows = [
-        ("version", f"{s.version}, up {_duration(s.uptime)} (since {_time(s.started_at)})"),
+        ("version", f"{s.version}, up {_duration(s.uptime)} (since {_time(s.started_at, tz)})"),
+        ("timezone", f"{tz or 'this machine'} (every time shown is in it)"),
         ("state", f"PAUSED — users get: {s.pause_notice}" if s.paused else "answering"),
         ("model", f"{s.model} at {s.model_endpoint}"),
         *(  # the WeCom app's, where it is configured (a deployment may have only the AI bot)
@@ -176,9 +204,9 @@ def _status_lines(s: p.Status) -> list[str]:
         ("data dir", s.data_dir),
         ("socket", s.control_socket),
     ]
-    lines = _table(rows) + _channel_lines(s.channels)
+    lines = _table(rows) + _channel_lines(s.channels, tz) + _blocked_lines(s.blocked, tz)
     if s.last_errors:
-        lines += ["", "recent errors:"] + [f"  {_event_line(e)}" for e in s.last_errors]
+        lines += ["", "recent errors:"] + [f"  {_event_line(e, tz)}" for e in s.last_errors]
     return lines
 
 
@@ -187,7 +215,23 @@ def _feedback(counts: dict[str, int]) -> str:
     return f"{counts.get('good', 0)} good, {counts.get('bad', 0)} bad"
 
 
-def _channel_lines(channels: list[p.ChannelStatus]) -> list[str]:
+def _blocked_lines(blocked: list[p.Blocked], tz: str) -> list[str]:
+    """Each conversation whose answer cannot be delivered now: who, since when, why, the fix, the next try."""
+    if not blocked:
+        return []
+    lines = ["", "blocked (answers wait to be delivered; `ctl retry [USER]` tries again now):"]
+    for b in blocked:
+        where = "" if b.chat.casefold() == b.user.casefold() else f" in {b.chat}"
+        lines.append(
+            f"  {b.user}{where} ({b.channel}) since {_time(b.since, tz)}, {b.tries} failed tries, "
+            f"next at {_time(b.next_try_at, tz, '%H:%M:%S')}: {b.reason}"
+        )
+        if b.hint:
+            lines.append(f"    fix: {b.hint}")
+    return lines
+
+
+def _channel_lines(channels: list[p.ChannelStatus], tz: str) -> list[str]:
     """Each configured channel: its state on one line, its own facts under it."""
     if not channels:
         return []
@@ -195,9 +239,9 @@ def _channel_lines(channels: list[p.ChannelStatus]) -> list[str]:
     lines = ["", "channels:"]
     for c in channels:
         if c.up:
-            state = f"up since {_time(c.since)}" if c.since is not None else "up"
+            state = f"up since {_time(c.since, tz)}" if c.since is not None else "up"
         else:
-            state = "DOWN" + (f" (last up {_time(c.since)})" if c.since is not None else "")
+            state = "DOWN" + (f" (last up {_time(c.since, tz)})" if c.since is not None else "")
         state += f" · {c.reconnects} reconnects"
         if c.last_error:
             state += f" · last error: {c.last_error}"
@@ -226,7 +270,10 @@ def _change_lines(changed: list[str], asked: list[str], did: str, did_not: str) 
     return ([f"{did}: {', '.join(hit)}"] if hit else []) + ([f"{did_not}: {', '.join(miss)}"] if miss else [])
 
 
-IdsArg = Annotated[list[str], typer.Argument(metavar="ID", help="WeCom UserIDs (case-insensitive).")]
+IdsArg = Annotated[
+    list[str],
+    typer.Argument(metavar="ID", help="User ids (case-insensitive): WeCom UserIDs, DingTalk staff ids, namespace:id."),
+]
 
 
 def _list_commands(name: p.ListName) -> typer.Typer:
@@ -239,9 +286,30 @@ def _list_commands(name: p.ListName) -> typer.Typer:
         _print(ctx, members, lambda: members or ["(none)"])
 
     @sub.command()
-    def add(ctx: typer.Context, ids: IdsArg) -> None:
-        """Add users; says which were added and which were already on the list."""
-        result = _call(ctx, lambda c: c.add_users(name, ids))
+    def add(
+        ctx: typer.Context,
+        ids: IdsArg,
+        yes: Annotated[
+            bool, typer.Option("--yes", "-y", help="Add to an empty allow list without asking (it shuts out the rest).")
+        ] = False,
+    ) -> None:
+        """Add users; says which were added and which were already on the list. Ids are checked first (letters,
+        digits, _ - . @, at most 64; `namespace:id` for one person of one platform); a bad one adds nothing.
+        The first entry of an empty allow list shuts out everyone else: it is asked about, or needs --yes."""
+
+        async def add_them(client: ControlClient) -> p.Changed:
+            try:
+                return await client.add_users(name, ids, confirm=yes)
+            except ControlError as exc:
+                if exc.code != "confirm_needed" or _opts(ctx).json or not sys.stdin.isatty():
+                    if exc.code == "confirm_needed":
+                        raise ControlError(exc.status, exc.code, f"{exc} (add --yes)") from None
+                    raise
+                if not typer.confirm(f"{visible(str(exc)).removesuffix(' Confirm to add anyway.')} Add anyway?"):
+                    raise typer.Exit(1) from None
+                return await client.add_users(name, ids, confirm=True)
+
+        result = _call(ctx, add_them)
         _print(ctx, result, lambda: _change_lines(result.changed, ids, f"added to {name}", f"already on {name}"))
 
     @sub.command()
@@ -318,12 +386,12 @@ def quota_reset(
 
 
 # --- conversations and history -------------------------------------------------------------------------
-def _exchange_lines(x: p.Exchange) -> list[str]:
+def _exchange_lines(x: p.Exchange, tz: str) -> list[str]:
     tokens = f"{x.prompt_tokens}+{x.completion_tokens} tokens"
     answer = f"A: {_oneline(x.answer)}" if x.answer is not None else f"!  {_oneline(x.error)}"
     where = exchange_where(x.namespace, x.chat, x.user_id)
     return [
-        f"#{x.id}  {_time(x.asked_at)}  {x.user_id}  {f'{where}  ' if where else ''}{x.mode}  {tokens}",
+        f"#{x.id}  {_time(x.asked_at, tz)}  {x.user_id}  {f'{where}  ' if where else ''}{x.mode}  {tokens}",
         f"  Q: {_oneline(x.question)}",
         f"  {answer}",
     ]
@@ -337,7 +405,9 @@ def conversations(
 ) -> None:
     """Recent questions and answers, newest first, with time, where (a group, another namespace) and tokens."""
     page = _call(ctx, lambda c: c.conversations(user=user, limit=limit))
-    _print(ctx, page, lambda: [line for x in page.items for line in _exchange_lines(x)] or ["no conversations"])
+    lines = [line for x in page.items for line in _exchange_lines(x, page.timezone)]
+    head = f"times in {page.timezone or 'this machine’s zone'}"
+    _print(ctx, page, lambda: [head, *lines] if lines else ["no conversations"])
 
 
 class HistoryFormat(enum.StrEnum):
@@ -383,11 +453,31 @@ def resume(ctx: typer.Context) -> None:
 
 @ctl_app.command()
 def reload(ctx: typer.Context) -> None:
-    """Re-read the config file (like SIGHUP): print the keys applied and those that need a restart."""
+    """Re-read the config file (like SIGHUP): print the keys applied and those that need a restart. A file that
+    does not validate is not applied: its problems are printed, one a line, and the exit code is 1."""
     result = _call(ctx, lambda c: c.reload())
     applied = f"applied: {', '.join(result.changed) or 'nothing changed'}"
     restart = [f"restart needed for: {', '.join(result.restart_needed)}"] if result.restart_needed else []
     _print(ctx, result, lambda: [applied, *restart])
+
+
+# --- retry --------------------------------------------------------------------------------------------
+@ctl_app.command()
+def retry(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Argument(metavar="[USER]", help="Only this user's deliveries.")] = None,
+) -> None:
+    """Try blocked deliveries again now, instead of when their backoff ends (after fixing what `status` shows
+    under `blocked`, e.g. the server's IP on WeCom's trusted-IP list)."""
+    result = _call(ctx, lambda c: c.retry(user))
+
+    def human() -> list[str]:
+        if not result.woken:
+            return [f"nothing of {user} waits to be retried" if user else "no delivery waits to be retried"]
+        who = ", ".join(dict.fromkeys(b.user for b in result.woken))
+        return [f"retrying now: {len(result.woken)} blocked conversation(s) ({who}); `ctl status` shows the outcome"]
+
+    _print(ctx, result, human)
 
 
 # --- prune ---------------------------------------------------------------------------------------------
@@ -403,10 +493,11 @@ def _bytes(n: int) -> str:
 
 
 def _prune_lines(r: p.PruneReport) -> list[str]:
+    tz = r.timezone
     if r.days == 0 or r.cutoff is None:
         return ["retention is off (retention_days is 0 or unset): nothing pruned; set it, or pass --days N"]
     verb = "would prune" if r.dry_run else "pruned"
-    kept = f"{_time(r.oldest_kept)} … {_time(r.newest_kept)}" if r.oldest_kept and r.newest_kept else "none"
+    kept = f"{_time(r.oldest_kept, tz)} … {_time(r.newest_kept, tz)}" if r.oldest_kept and r.newest_kept else "none"
     rows = [
         ("messages", f"{r.messages} (each keeps only its id, so a late retry is still a duplicate)"),
         ("exchanges", str(r.exchanges)),
@@ -416,7 +507,8 @@ def _prune_lines(r: p.PruneReport) -> list[str]:
         ("old tombstones", f"{r.tombstones} (ids of messages pruned 30 days before)"),
         ("messages kept", kept),
     ]
-    return [f"{verb} what was received before {_time(r.cutoff)} (over {r.days} days ago):", *_table(rows)]
+    when = f"{_time(r.cutoff, tz)} {tz}".rstrip()
+    return [f"{verb} what was received before {when} (over {r.days} days ago):", *_table(rows)]
 
 
 @ctl_app.command()
@@ -434,25 +526,27 @@ def prune(
 
 
 # --- events --------------------------------------------------------------------------------------------
-def _event_line(event: p.Event) -> str:
+def _event_line(event: p.Event, tz: str) -> str:
     data = dict(event.data)
     user = str(data.pop("user", "-"))
     rest = " ".join(f"{k}={_oneline(v if isinstance(v, str) else repr(v))}" for k, v in data.items())
     dropped = f" ({event.dropped} earlier events dropped)" if event.dropped else ""
-    return f"{_time(event.at, '%H:%M:%S')} {event.kind:<16} {user} {rest}".rstrip() + dropped
+    return f"{_time(event.at, tz, '%H:%M:%S')} {event.kind:<16} {user} {rest}".rstrip() + dropped
 
 
 @ctl_app.command()
 def events(ctx: typer.Context) -> None:
-    """Follow the live event stream, one line per event (--json: one JSON object per line); Ctrl-C ends it."""
+    """Follow the live event stream, one line per event (--json: one JSON object per line); Ctrl-C ends it.
+    Times are in the daemon's timezone."""
     as_json = _opts(ctx).json
 
     async def follow(client: ControlClient) -> None:
+        tz = "" if as_json else (await client.status()).timezone
         async for event in client.events():
             if as_json:
                 _json_out(event.model_dump_json())
             else:
-                _line(_event_line(event))
+                _line(_event_line(event, tz))
 
     try:
         _call(ctx, follow)

@@ -10,17 +10,57 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 API = "/v1"
+
+_FIELDS = {"user": "the user id", "users": "user id", "text": "the text", "words": "word", "notice": "the notice",
+           "days": "days", "channel": "the channel", "dry_run": "dry_run", "confirm": "confirm"}  # fmt: skip
+
+
+def _what(loc: tuple[int | str, ...]) -> str:
+    names = [str(x) for x in loc if not isinstance(x, int)]
+    numbers = [x for x in loc if isinstance(x, int)]
+    name = _FIELDS.get(names[-1], names[-1]) if names else "the request"
+    return f"{name} {numbers[-1] + 1}" if numbers else name
+
+
+def validation_sentences(exc: ValidationError) -> list[str]:
+    """A request that does not fit its model, as sentences an operator can act on — one per problem, never
+    pydantic's own report (the API's 400 `bad_request`, and the client's refusal of the same before sending)."""
+    sentences = []
+    for err in exc.errors():
+        what, kind, ctx = _what(tuple(err.get("loc", ()))), err.get("type", ""), err.get("ctx") or {}
+        value = err.get("input")
+        if kind == "missing":
+            text = f"{what} is required"
+        elif kind == "string_too_long" and isinstance(value, str):
+            text = f"{what} has {len(value)} characters; at most {ctx.get('max_length')} are allowed"
+        elif kind == "too_short":
+            text = f"give at least one {what.removeprefix('the ')}"
+        elif kind == "string_too_short":
+            text = f"{what} must not be empty"
+        elif kind.startswith("json") or kind == "model_type":
+            text = "the request is not the JSON object this API takes"
+        elif kind.endswith("_type") or kind.endswith("_parsing"):
+            text = f"{what} must be {kind.split('_')[0].replace('string', 'text').replace('int', 'a whole number')}"
+        else:
+            text = f"{what}: {str(err.get('msg', 'is not valid')).removeprefix('Value error, ')}"
+        sentences.append(text[:1].upper() + text[1:])
+    return sentences or ["the request is not valid"]
+
 
 ListName = Literal["allow", "deny", "vip", "admin"]
 LIST_NAMES: tuple[ListName, ...] = ("allow", "deny", "vip", "admin")
 
 
 class ErrorBody(BaseModel):
+    """A refusal. `error` is one sentence; `lines`, when there are several problems, one sentence each (a config
+    file's errors on reload, the bad ids of a list change)."""
+
     error: str
-    code: str  # bad_request, not_found, unknown_list, unknown_channel, invalid_config, internal …
+    code: str  # bad_request, bad_user_id, confirm_needed, unknown_list, unknown_channel, invalid_config, internal …
+    lines: list[str] = []
 
 
 class TokenState(BaseModel):
@@ -53,6 +93,21 @@ class ChannelStatus(BaseModel):
     detail: dict[str, Any] = {}
 
 
+class Blocked(BaseModel):
+    """A conversation whose next answer part cannot be delivered now: why, since when, and when it is tried again
+    by itself (`POST /v1/retry` tries at once)."""
+
+    channel: str
+    user: str
+    chat: str  # the user's id for a private chat, else a group's id
+    inbox_id: int  # the message whose answer waits (later messages of the conversation queue behind it)
+    reason: str  # the last failure, e.g. "WeCom message/send: errcode 60020: not allow to access from your ip"
+    hint: str | None = None  # the operator's fix, for a configuration error
+    since: float
+    tries: int
+    next_try_at: float
+
+
 class Status(BaseModel):
     version: str
     started_at: float
@@ -74,6 +129,8 @@ class Status(BaseModel):
     feedback: dict[str, int] = {}  # answers users rated: {"good": n, "bad": m} (the AI bot's 👍/👎)
     secrets: dict[str, bool]  # which secrets are set — never their values
     last_errors: list[Event]
+    blocked: list[Blocked] = []  # conversations waiting to retry a delivery, the longest blocked first
+    timezone: str = ""  # the configured zone: the one every time is shown in
     config_path: str | None
     data_dir: str
     control_socket: str
@@ -100,6 +157,7 @@ class Exchange(BaseModel):
 
 class ExchangePage(BaseModel):
     items: list[Exchange]
+    timezone: str = ""  # the configured zone, to show the times in
     next_before: int | None  # pass as `before` for the next (older) page; None at the end
 
 
@@ -146,7 +204,19 @@ class AuditEntry(BaseModel):
 
 
 class UsersChange(BaseModel):
+    """Ids to add or remove. Adding the first entry of an empty allow list shuts out everyone else: without
+    `confirm` that is refused with 409 `confirm_needed`, whose `error` is the warning to show."""
+
     users: list[str] = Field(min_length=1)
+    confirm: bool = False
+
+
+class RetryRequest(BaseModel):
+    user: str | None = None  # None: every blocked conversation
+
+
+class RetryDone(BaseModel):
+    woken: list[Blocked]  # the conversations whose wait was ended (their parts are being tried now)
 
 
 class WordsChange(BaseModel):
@@ -197,6 +267,7 @@ class PruneReport(BaseModel):
 
     days: int
     dry_run: bool
+    timezone: str = ""  # the configured zone, to show the times in
     cutoff: float | None = None  # messages received before this were pruned
     messages: int = 0  # emptied to a tombstone that keeps only the message id (dedupe)
     exchanges: int = 0

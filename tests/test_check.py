@@ -13,7 +13,7 @@ import yaml
 from chatgpt_wecom.config import Settings
 from tests.daemon_runner import DaemonRunner, make_settings, write_config
 from tests.fakes.model import FakeModel
-from tests.fakes.wecom import GETTOKEN, FakeWeCom
+from tests.fakes.wecom import AGENT_GET, GETTOKEN, FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_TOKEN
 
 API_KEY = "sk-test-key"  # make_settings' api_key
@@ -55,7 +55,8 @@ async def test_all_checks_pass(tmp_path: Path, wecom: FakeWeCom, model: FakeMode
     assert the_line(out, "config") == f"✓ config: {config} is valid"
     assert the_line(out, "data_dir") == f"✓ data_dir: {settings.data_dir} will be created at the first start"
     assert the_line(out, "control socket") == f"✓ control socket: {settings.socket_path} can be created"
-    expected = f"✓ wecom: got an access token from {wecom.base_url}, calling directly (expires in 7200 s)"
+    token = f"got an access token from {wecom.base_url}, calling directly (expires in 7200 s)"
+    expected = f"✓ wecom: {token}; agent_id {wecom.agent_id} is the app “{wecom.agent_name}”"
     assert the_line(out, "wecom") == expected
     assert the_line(out, "model").startswith(f"✓ model: gpt-4o-mini at {model.base_url[7:]} answered in ")
     assert len(out.splitlines()) == 5 and err == ""
@@ -105,7 +106,11 @@ async def test_wecom_unreachable(tmp_path: Path, wecom: FakeWeCom, model: FakeMo
     code, out, err = await run_check("--config", str(config))
 
     assert code == 1
-    assert the_line(out, "wecom").startswith(f"✗ wecom: cannot get an access token from {wecom.base_url} (directly): ")
+    line = the_line(out, "wecom")
+    assert line.startswith(f"✗ wecom: cannot get an access token from {wecom.base_url} (directly): ")
+    host_port = wecom.base_url.removeprefix("http://")
+    assert line.endswith(f": cannot connect to {host_port} (Connection refused)"), line
+    assert "ssl:default" not in line  # aiohttp's wording, misleading for an http:// URL
     assert err == "", "the check line says it all: no log lines besides"
 
 
@@ -335,3 +340,20 @@ async def test_a_key_pasted_with_a_full_width_letter_is_a_config_verdict(
     assert out.splitlines()[-1] == "– data_dir, control socket, wecom, model: skipped until the config is valid"
     assert model.requests == [] and wecom.requests == []
     assert pasted not in out + err and "4f1c9" not in out + err
+
+
+async def test_agent_id_of_another_app_is_named_with_its_fix(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    settings = make_settings(tmp_path, wecom, model, agent_id=wecom.agent_id + 1)
+    config = write_config(settings, tmp_path / "config.yml")
+
+    code, out, err = await run_check("--config", str(config))
+
+    assert code == 1, out + err
+    line = the_line(out, "wecom")
+    assert line.startswith(f"✗ wecom: got an access token from {wecom.base_url}")
+    assert f"but agent_id {wecom.agent_id + 1} is not the app whose Secret is agent_secret: errcode 60011" in line
+    assert line.endswith("set agent_id to that app's AgentId (应用管理 → app → AgentId)")
+    assert [r.query["agentid"] for r in wecom.requests_to(AGENT_GET)] == [str(wecom.agent_id + 1)]
+    assert_no_secrets(out + err, settings)

@@ -241,3 +241,31 @@ def test_retention_days_keeps_everything_unless_set_and_is_never_negative(
     assert load_settings(write(tmp_path, retention_days=90)).retention_days == 30
     monkeypatch.setenv("RETENTION_DAYS", "")  # an empty variable is ignored, as every other one
     assert load_settings(write(tmp_path, retention_days=90)).retention_days == 90
+
+
+def test_every_problem_is_reported_at_once_the_empty_api_key_included(tmp_path: Path) -> None:
+    key = "A" * 20 + "-" + "b" * 22  # 43 characters, one of them not a letter or digit
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, api_key="", agent_id=0, receive_msg_key=key, max_request=-1))
+    lines = err.value.lines
+    assert [line.split(":")[0].split(" ")[0] for line in lines] == [
+        "agent_id", "receive_msg_key", "max_request", "api_key",
+    ]  # fmt: skip
+    assert lines[0].startswith("agent_id: must be the app's AgentId (应用管理 → app → AgentId), a positive number")
+    assert lines[1].startswith("receive_msg_key: must be exactly 43 letters and digits, but holds '-' at position 21")
+    assert lines[3].startswith("api_key is empty")
+    assert "AAAA" not in str(err.value)  # the key itself is never shown
+    with pytest.raises(ConfigError) as azure:
+        load_settings(write(tmp_path, azure_on=True, port=0))
+    assert [line.split(" ")[0] for line in azure.value.lines] == ["port:", "azure_on"]
+    assert "azure_deployment_name, azure_openai_token, azure_resource_name is empty" in azure.value.lines[1]
+
+
+def test_agent_id_zero_is_refused_only_where_the_wecom_app_is_on(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, agent_id=0))
+    assert err.value.lines[0].startswith("agent_id: must be the app's AgentId")
+    bot_only = {"wecom_bot_id": "bot1", "wecom_bot_secret": "x", "api_key": "k"}
+    path = tmp_path / "bot.yml"
+    path.write_text("\n".join(f"{k}: {v}" for k, v in bot_only.items()), encoding="utf-8")
+    assert load_settings(path).agent_id == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.daemon.channels.wecom.api import RetryPolicy, WeComClient, WeComConfigError
-from chatgpt_wecom.demo import DEMO_CORP_ID, ECHO_MODEL, MAX_SOCKET_PATH, demo_socket_path
+from chatgpt_wecom.demo import DEMO_ADMIN, DEMO_CORP_ID, ECHO_MODEL, MAX_SOCKET_PATH, demo_socket_path
 from chatgpt_wecom.demo.launcher import run_demo
 from chatgpt_wecom.demo.standins import ECHO_LABEL, DemoWeCom, EchoModel
 from chatgpt_wecom.tui.app import make_app
@@ -174,6 +175,26 @@ async def test_demo_answers_with_the_labelled_echo_model(
     assert "DEMO MODE — WeCom is a built-in stand-in" in text and "echo model" in text
     assert "Traceback" not in text
     assert not demo_socket_path(data_dir).exists()
+
+
+async def test_demo_history_links_can_be_tried_from_the_playground(
+    tmp_path: Path, control: Callable[[Path], ControlClient]
+) -> None:
+    data_dir = short_data_dir()
+    proc = await start_server(data_dir, tmp_path / "demo.log", child_env())
+    try:
+        await wait_ready(proc, demo_socket_path(data_dir), tmp_path / "demo.log")
+        client = control(demo_socket_path(data_dir))
+        events = Events(client)
+        await events.subscribed()
+        await ask(client, events, DEMO_ADMIN, "你好")
+        answer, _ = await ask(client, events, DEMO_ADMIN, f"#查对话 username:{DEMO_ADMIN}")
+        await events.close()
+        (link,) = re.findall(r"http://127\.0\.0\.1:\d+/history/\S+?(?=[)\s]|$)", answer)
+        async with aiohttp.ClientSession() as http, http.get(link) as page:
+            assert page.status == 200 and "你好" in await page.text()
+    finally:
+        assert await stop(proc) == 0
 
 
 async def test_demo_uses_the_model_configured_in_the_environment(

@@ -30,6 +30,7 @@ from chatgpt_wecom.daemon.control.site import remove_socket, start_control_site
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.listener import PublicListener
 from chatgpt_wecom.daemon.metrics import Metrics, MetricsSite
+from chatgpt_wecom.daemon.operator import Reload
 from chatgpt_wecom.daemon.services import Services, Tuning
 from chatgpt_wecom.daemon.web.history_page import add_history_routes
 
@@ -100,7 +101,7 @@ async def serve(
     services = await Services(settings, tuning, config_path, extra_channels).open()
     # No handler_cancellation: an operator's request runs to its end even if the client leaves half-way.
     control = web.AppRunner(make_control_app(services), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    reloads: set[asyncio.Task[tuple[list[str], list[str]] | None]] = set()
+    reloads: set[asyncio.Task[Reload]] = set()
     socket_created = False
 
     def reload() -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from chatgpt_wecom import __version__, protocol
 from chatgpt_wecom.config import ConfigError, load_settings
@@ -30,7 +31,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    """The fields of a slotted dataclass, for a wire model of the same shape."""
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
 PAUSED = "paused"  # the daemon_state key: {"notice": the operator's own notice or null, "by": actor}; null: answering
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """What a reload did: the keys applied and those that need a restart; or, with `errors`, nothing (the file's
+    problems, one readable line each, as `ConfigError.lines`)."""
+
+    changed: list[str]
+    restart_needed: list[str]
+    errors: list[str] = field(default_factory=list)
 
 
 class Pause:
@@ -130,23 +147,25 @@ class Operator:
             await audit(conn, actor, "clear_context", user, None, None)
         self._bus.publish("policy.changed", actor=actor, change="context_cleared", user=user)
 
-    async def reload(self) -> tuple[list[str], list[str]] | None:
+    async def reload(self) -> Reload:
         """Re-read the config file and prompts.yml (SIGHUP, `ctl reload`): put in force what can change live.
 
-        Returns (keys applied, changed keys that need a restart), or None when the file no longer validates —
-        then it is reported and ignored, and the daemon keeps running as it was.
+        Returns the keys applied and the changed keys that need a restart — or, when the file no longer validates,
+        its problems (`errors`, the lines `check` prints): then nothing is applied and the daemon keeps running as
+        it was.
         """
         config_path = self._services.config_path
         if config_path is None:
             log.info("reload: no config file to re-read (the environment of a running process does not change)")
-            return [], []
+            return Reload([], [])
         try:
             new = load_settings(config_path, require_file=True)
             templates = load_templates(config_path)
         except (ConfigError, TemplateError) as exc:
-            log.error("reload: config not applied, keeping the running one: %s", str(exc).replace("\n", "; "))
-            self._bus.publish("error", source="reload", error=str(exc))
-            return None
+            lines = exc.lines if isinstance(exc, ConfigError) else [str(exc)]
+            log.error("reload: config not applied, keeping the running one: %s", "; ".join(lines))
+            self._bus.publish("error", source="reload", error="; ".join(lines))
+            return Reload([], [], lines)
         changed, needs_restart = self._live.replace(new, templates)
         if needs_restart:
             log.warning("reload: %s changed; restart the daemon to apply", ", ".join(needs_restart))
@@ -157,7 +176,7 @@ class Operator:
         if applied:
             log.info("policy: applied from the config file: %s", ", ".join(applied))
         self._bus.publish("config.reloaded", changed=changed, restart_needed=needs_restart)
-        return changed, needs_restart
+        return Reload(changed, needs_restart)
 
     async def status(self) -> protocol.Status:
         services, s, now = self._services, self._live.settings, self._clock()
@@ -185,10 +204,22 @@ class Operator:
             feedback=await services.feedback.counts(),
             secrets=s.secrets_set(),
             last_errors=[protocol.Event(seq=e.seq, kind=e.kind, at=e.at, data=e.data) for e in self._bus.recent_errors],
+            blocked=self.blocked(),
+            timezone=s.timezone,
             config_path=str(services.config_path) if services.config_path else None,
             data_dir=str(s.data_dir),
             control_socket=str(s.socket_path),
         )
+
+    def blocked(self) -> list[protocol.Blocked]:
+        return [protocol.Blocked(**vars_of(b)) for b in self._services.deliverer.blocked()]
+
+    def retry(self, user: str | None, actor: str) -> list[protocol.Blocked]:
+        """End the retry wait of `user`'s blocked conversations (None: all) now — after the operator fixed the cause."""
+        woken = [protocol.Blocked(**vars_of(b)) for b in self._services.deliverer.retry_now(user)]
+        log.info("delivery: %s asked to retry %s now: %d waiting", actor, user or "every conversation", len(woken))
+        self._bus.publish("delivery.retry", actor=actor, user=user or "all", woken=len(woken))
+        return woken
 
     def channel_states(self) -> list[protocol.ChannelStatus]:
         return [

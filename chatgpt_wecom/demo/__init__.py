@@ -15,9 +15,10 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["DEMO_CORP_ID", "ECHO_MODEL", "MAX_SOCKET_PATH", "demo_socket_path"]
+__all__ = ["DEMO_ADMIN", "DEMO_CORP_ID", "ECHO_MODEL", "MAX_SOCKET_PATH", "demo_socket_path"]
 
 DEMO_CORP_ID = "wwdemo0000000000"
+DEMO_ADMIN = "playground"  # the TUI Playground's default user: an admin in the demo, to try #查对话 and the rest
 ECHO_MODEL = "demo-echo"  # the echo model's name, as the daemon's status shows it
 MAX_SOCKET_PATH = 107  # bytes of an AF_UNIX path on Linux (as in daemon.control.site)
 

@@ -31,7 +31,7 @@ from chatgpt_wecom.cli import setup_logging
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.control.site import ControlSocketError
 from chatgpt_wecom.daemon.main import serve
-from chatgpt_wecom.demo import DEMO_CORP_ID, demo_socket_path
+from chatgpt_wecom.demo import DEMO_ADMIN, DEMO_CORP_ID, demo_socket_path
 from chatgpt_wecom.demo.aibot import DemoAIBot
 from chatgpt_wecom.demo.standins import ECHO_MODEL, DemoWeCom, EchoModel
 
@@ -88,6 +88,7 @@ def demo_settings(data_dir: Path, wecom: DemoWeCom, model: dict[str, Any], aibot
     """The daemon's settings for a demo with data in `data_dir`, WeCom = `wecom`, and `model`'s values; the AI bot
     on `aibot` when given."""
     alphabet = string.ascii_letters + string.digits
+    port = _free_port()
     values: dict[str, Any] = {
         "corp_id": wecom.corp_id,
         "agent_id": wecom.agent_id,
@@ -96,7 +97,9 @@ def demo_settings(data_dir: Path, wecom: DemoWeCom, model: dict[str, Any], aibot
         "receive_msg_key": "".join(secrets.choice(alphabet) for _ in range(43)),
         "wecom_api_base": wecom.base_url,
         "host": "127.0.0.1",
-        "port": _free_port(),
+        "port": port,
+        "service_url": f"http://127.0.0.1:{port}",  # history links (#查对话) open on this machine
+        "admin_users": [DEMO_ADMIN],  # the Playground's own user may try the admin commands
         "data_dir": data_dir,
         "control_socket": demo_socket_path(data_dir),
         "log_level": log_level(),

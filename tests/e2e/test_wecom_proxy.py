@@ -38,7 +38,7 @@ async def test_every_wecom_call_goes_through_the_proxy(
         assert proxy.seen and all(port == wecom_port for _, port in proxy.seen)
         assert model_port not in {port for _, port in proxy.seen}
     assert app.detail["egress"] == f"through {proxy.url}"
-    assert ok and line.endswith(f"calling through {proxy.url} (expires in 7200 s)")
+    assert ok and f"calling through {proxy.url} (expires in 7200 s); agent_id " in line
 
 
 async def test_without_a_proxy_check_says_calls_go_directly(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:

@@ -20,6 +20,8 @@ Endpoints (under ``base_url``, which includes the optional mount ``prefix``):
   (44001), within the type's size limit (45001); ``type`` one of image/voice/video/file (40004).
 * ``GET /cgi-bin/media/get?media_id=`` — the bytes of uploaded media or media added with :meth:`add_media`,
   or JSON 40007.
+* ``GET /cgi-bin/agent/get?agentid=`` — the app's ``agentid`` and ``name`` (:attr:`agent_name`) for the configured
+  agent_id; another number answers 60011 (the token's app may not read another app), a non-number 40056.
 
 Scripting: :meth:`fail` queues failures for a path, :meth:`fail_when` fails the requests a predicate picks
 until :meth:`clear_failures`, :meth:`set_delay` slows a path down, :meth:`lose_replies` processes requests and
@@ -66,6 +68,7 @@ GETTOKEN: Final = "/cgi-bin/gettoken"
 SEND: Final = "/cgi-bin/message/send"
 UPLOAD: Final = "/cgi-bin/media/upload"
 GET_MEDIA: Final = "/cgi-bin/media/get"
+AGENT_GET: Final = "/cgi-bin/agent/get"
 TEXT_LIMIT: Final = 2048  # bytes of UTF-8, for text and markdown content
 MEMBER_RATES: Final = ((30, 60.0), (1000, 3600.0))  # (messages, seconds) per member per app; beyond: dropped
 MEDIA_LIMITS: Final = {"image": 10 << 20, "voice": 2 << 20, "video": 10 << 20, "file": 20 << 20}
@@ -92,6 +95,8 @@ ERRMSGS: Final[dict[int, str]] = {
     45033: "api concurrent out of limit",
     47001: "data format error",
     48002: "api forbidden",
+    40056: "invalid agentid",
+    60011: "no privilege to access/modify contact/party/agent",
     60020: "not allow to access from your ip",
     81013: "user & party & tag all invalid",
     301002: "not allow operate another agent with this accesstoken.",
@@ -162,6 +167,7 @@ class FakeWeCom:
         self.corp_id = corp_id
         self.secret = secret
         self.agent_id = agent_id
+        self.agent_name = "智能助手"
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.token_ttl = token_ttl
         self.users: set[str] | None = set(users) if users is not None else None
@@ -396,6 +402,7 @@ class FakeWeCom:
     def _dispatch(self, rec: RecordedRequest, request: web.Request) -> web.Response:
         routes = {GETTOKEN: ("GET", self._gettoken), SEND: ("POST", self._send)}
         routes |= {UPLOAD: ("POST", self._upload), GET_MEDIA: ("GET", self._get_media)}
+        routes |= {AGENT_GET: ("GET", self._agent_get)}
         if rec.path not in routes:
             return web.Response(status=404, text="404 Not Found")
         method, handler = routes[rec.path]
@@ -432,6 +439,14 @@ class FakeWeCom:
         token = f"fake-token-{len(self._tokens) + 1}-{secrets.token_urlsafe(24)}"
         self._tokens[token] = time.monotonic() + self.token_ttl
         return self._ok(rec, errmsg="ok", access_token=token, expires_in=int(self.token_ttl))
+
+    def _agent_get(self, rec: RecordedRequest, request: web.Request) -> web.Response:
+        agentid = rec.query.get("agentid", "")
+        if not agentid.isdecimal():
+            return self._error(rec, request, 40056)
+        if int(agentid) != self.agent_id:
+            return self._error(rec, request, 60011)
+        return self._ok(rec, errmsg="ok", agentid=self.agent_id, name=self.agent_name, close=0)
 
     def _send(self, rec: RecordedRequest, request: web.Request) -> web.Response:
         msg = rec.json

@@ -129,3 +129,18 @@ async def test_quotas_reset_one_then_all(limited_daemon: DaemonRunner) -> None:
         await pilot.press("y")
         await wait_for(pilot, lambda: used() == {"alice": "0/5", "bob": "0/5"}, "everyone reset")
         assert all(u.used_today == 0 for u in (await client.quotas()).users)
+
+
+async def test_the_first_entry_of_an_empty_allow_list_is_confirmed_with_its_consequence(daemon: DaemonRunner) -> None:
+    app = tui(daemon.settings.socket_path, screen="users")
+    async with app.run_test(size=SIZE) as pilot, ControlClient(daemon.settings.socket_path) as client:
+        await connected(pilot)
+        await pilot.press("a")  # the allow list has the focus
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog), "the user id prompt")
+        await pilot.press(*"alice", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+        assert "only the users on it and admins may" in screen_text(app)
+        await pilot.press("y")
+        allow = app.screen.query_one("#list-allow", OptionList)
+        await wait_for(pilot, lambda: options(allow) == ["alice"], "alice in the allow list on screen")
+        assert (await client.lists()).allow == ["alice"]

@@ -46,7 +46,7 @@ async def fixed_daemon(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> As
 async def seed(daemon: DaemonRunner) -> None:
     """Lists, words and three answered questions."""
     async with ControlClient(daemon.settings.socket_path) as client:
-        await client.add_users("allow", ["alice", "bob", "carol"])
+        await client.add_users("allow", ["alice", "bob", "carol"], confirm=True)
         await client.add_users("deny", ["mallory"])
         await client.add_users("vip", ["boss"])
         await client.add_users("admin", ["root"])

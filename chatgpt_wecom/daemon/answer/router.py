@@ -64,6 +64,7 @@ class Responder:
         self._conversations = parts.conversations
         self._usage = parts.usage
         self._policy = parts.policy
+        self._model = parts.model
         self._clock = parts.clock
         gate = Gate(parts.policy, parts.usage, parts.bus)
         self._conversation = Conversation(parts.conversations, parts.policy, parts.model, gate, parts.bus, parts.clock)
@@ -103,11 +104,19 @@ class Responder:
             return turn.reply(replies.unsupported_message(row.msg_type))
         return await self._text(turn, row.content)
 
+    def _abilities(self, turn: Turn) -> replies.Abilities:
+        s, row = turn.settings, turn.row
+        return replies.Abilities(
+            default_mode=s.default_mode, templates=len(turn.templates) > 0, images=self._model.images_available,
+            voice=self._model.speech_available, pictures=self._model.vision_available,
+            admin=self._policy.lists.is_admin(row.user_id, row.namespace), history_link=bool(s.service_url),
+        )  # fmt: skip
+
     async def _text(self, turn: Turn, text: str) -> Outcome:
         s, user = turn.settings, turn.row.user_id
         match parse_command(text):
             case ShowHelp():
-                return turn.reply(s.help)
+                return turn.reply(s.help or replies.default_help(self._abilities(turn)))
             case SwitchMode(mode):
                 return turn.reply(replies.mode_switched(mode, s.default_mode, s.session_timeout), mode=mode)
             case ResetConversation():

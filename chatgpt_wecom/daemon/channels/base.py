@@ -209,3 +209,7 @@ class Channel(ABC):
     def detail(self) -> dict[str, Any]:
         """Channel-specific facts for status (JSON-able, never a secret)."""
         return {}
+
+    def forget_errors(self) -> None:  # noqa: B027 - optional
+        """Forget a remembered configuration error (an operator says it is fixed: `ctl retry`), so the next send
+        asks the platform again instead of failing at once."""

@@ -3,10 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from chatgpt_wecom.daemon.chat.commands import Mode
+from chatgpt_wecom.daemon.chat.commands import ADMIN_USAGE, Mode
 from chatgpt_wecom.daemon.chat.session import format_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Abilities:
+    """What this deployment can do for the one asking — what the default 帮助 lists."""
+
+    default_mode: Mode
+    templates: bool  # prompt templates are loaded (模板, #标题)
+    images: bool  # image generation is configured (#图片)
+    voice: bool  # speech-to-text is configured (voice messages)
+    pictures: bool  # a vision model is configured (picture messages)
+    admin: bool  # the one asking is an admin
+    history_link: bool  # service_url is set (#查对话)
+
+
+_RULE = "================================="
+
+
+def default_help(can: Abilities) -> str:
+    """The reply to 帮助 when `help` is not configured: every command this deployment answers, no more."""
+    default = "，缺省" if can.default_mode == "单聊" else ""
+    lines = ["Commands:", _RULE, f"🙋 单聊 👉 单独聊天{default}"]
+    lines.append(f"🗣 串聊 👉 带上下文聊天{'，缺省' if can.default_mode == '串聊' else ''}")
+    lines.append("🔃 重置 👉 重置带上下文聊天")
+    if can.templates:
+        lines.append("📋 模板 👉 查看提示词模板，发送「#标题 内容」使用")
+    lines.append("📊 用量 👉 查看今天和本月的用量")
+    if can.images:
+        lines.append("🎨 #图片 描述 👉 按描述画一张图")
+    if can.voice:
+        lines.append("🎤 发语音 👉 听写后回答")
+    if can.pictures:
+        lines.append("🖼 发图片 👉 看图回答（可以附上问题）")
+    lines += ["🚀 帮助 👉 显示帮助信息", _RULE]
+    if can.admin:
+        admin = [usage for name, usage in ADMIN_USAGE.items() if name != "查对话" or can.history_link]
+        lines += ["管理员命令：", *admin, _RULE]
+    return "\n\n".join(lines)
 
 
 def mode_switched(mode: Mode, default: Mode, timeout: float) -> str:

@@ -1,7 +1,8 @@
 """The control API: JSON under /v1 on the daemon's Unix socket — the only way `ctl` and the TUI steer it.
 
 Reads: status, conversations, a user's history, quotas, lists, words, templates, audit log.
-Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground, a prune.
+Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground, a prune, retrying
+blocked deliveries now.
 Live: `GET /v1/events` streams bus events as Server-Sent Events from a bounded per-client queue; past the bus's
 cap of clients a new one gets 503 `too_many_clients`.
 Errors are `{"error", "code"}`. Changes are audited with the operator's OS user as the actor.
@@ -21,10 +22,11 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from chatgpt_wecom import protocol as p
+from chatgpt_wecom.daemon.chat.policy import user_id_problem
 from chatgpt_wecom.daemon.events import Event, TooManySubscribers
 from chatgpt_wecom.daemon.exchange_view import as_wire, history_markdown
 from chatgpt_wecom.daemon.keys import SERVICES
-from chatgpt_wecom.daemon.operator import Operator
+from chatgpt_wecom.daemon.operator import Operator, vars_of
 from chatgpt_wecom.daemon.services import Services
 
 log = logging.getLogger(__name__)
@@ -36,18 +38,20 @@ KEEPALIVE = 15.0  # seconds between SSE comments when nothing happens
 POLL = 0.5  # seconds between checks that the client is still there and the daemon not stopping
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": message, "code": code}, status=status)
+def _error(status: int, code: str, message: str, lines: list[str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message, "code": code}
+    if lines:
+        body["lines"] = lines
+    return web.json_response(body, status=status)
 
 
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first.get("loc", ()))
-        return _error(400, "bad_request", f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+    except ValidationError as exc:  # the request's body: sentences, never pydantic's report
+        problems = p.validation_sentences(exc)
+        return _error(400, "bad_request", "; ".join(problems), problems)
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
     except Exception:
@@ -114,16 +118,12 @@ async def status(request: web.Request) -> web.Response:
     return _json(await _op(request).status())
 
 
-def vars_of(obj: Any) -> dict[str, Any]:
-    """The fields of a slotted dataclass, for a wire model of the same shape."""
-    return {name: getattr(obj, name) for name in obj.__slots__}
-
-
 async def conversations(request: web.Request) -> web.Response:
     limit = _int(request, "limit", 50) or 50
     page = await _svc(request).history.recent(request.query.get("user"), limit, _int(request, "before", None))
     items = as_wire(page)
-    return _json(p.ExchangePage(items=items, next_before=items[-1].id if len(items) == limit else None))
+    zone = _svc(request).live.settings.timezone
+    return _json(p.ExchangePage(items=items, next_before=items[-1].id if len(items) == limit else None, timezone=zone))
 
 
 async def history(request: web.Request) -> web.Response:
@@ -160,8 +160,20 @@ async def audit(request: web.Request) -> web.Response:
 
 # --- writes --------------------------------------------------------------------------------------------
 async def add_users(request: web.Request) -> web.Response:
-    body = await _body(request, p.UsersChange)
-    changed = await _svc(request).policy.add_users(_list_name(request), body.users, operator(request))
+    body, name = await _body(request, p.UsersChange), _list_name(request)
+    users = [u.strip() for u in body.users]
+    if problems := [problem for u in users if (problem := user_id_problem(u)) is not None]:
+        what = "this id is" if len(problems) == 1 else f"these {len(problems)} ids are"
+        return _error(400, "bad_user_id", f"nothing was added: {what} not valid: {'; '.join(problems)}", problems)
+    policy = _svc(request).policy
+    if name == "allow" and not policy.lists.allow and not body.confirm:
+        shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+        warning = (
+            f"the allow list is empty, so everyone may chat; once {shown} {'is' if len(users) == 1 else 'are'} on "
+            "it, only the users on it and admins may — everyone else gets deny_reply. Confirm to add anyway."
+        )
+        return _error(409, "confirm_needed", warning)
+    changed = await policy.add_users(name, users, operator(request))
     return _json(p.Changed(changed=changed))
 
 
@@ -206,14 +218,21 @@ async def resume(request: web.Request) -> web.Response:
 
 async def reload(request: web.Request) -> web.Response:
     result = await _op(request).reload()
-    if result is None:
-        return _error(409, "invalid_config", "the config file does not validate; see the daemon's log")
-    changed, restart_needed = result
-    return _json(p.Reloaded(changed=changed, restart_needed=restart_needed))
+    if result.errors:
+        message = "the config file does not validate, so nothing was applied (the daemon runs as it was)"
+        return _error(409, "invalid_config", message, result.errors)
+    return _json(p.Reloaded(changed=result.changed, restart_needed=result.restart_needed))
+
+
+async def retry(request: web.Request) -> web.Response:
+    body = await _body(request, p.RetryRequest)
+    return _json(p.RetryDone(woken=_op(request).retry(body.user, operator(request))))
 
 
 async def playground(request: web.Request) -> web.Response:
     body = await _body(request, p.PlaygroundMessage)
+    if (problem := user_id_problem(body.user)) is not None:
+        return _error(400, "bad_user_id", problem)
     try:
         inbox_id = await _op(request).playground(body.user, body.text, operator(request), body.channel)
     except ValueError as exc:  # a channel that is not configured: the operator's input, not a fault
@@ -224,9 +243,11 @@ async def playground(request: web.Request) -> web.Response:
 async def prune(request: web.Request) -> web.Response:
     body = await _body(request, p.PruneRequest)
     result = await _svc(request).pruner.run(body.days, dry_run=body.dry_run, actor=operator(request))
+    zone = _svc(request).live.settings.timezone
     if result is None:
-        return _json(p.PruneReport(days=0, dry_run=body.dry_run))
-    return _json(p.PruneReport(**{k: v for k, v in vars_of(result).items() if k in p.PruneReport.model_fields}))
+        return _json(p.PruneReport(days=0, dry_run=body.dry_run, timezone=zone))
+    fields = {k: v for k, v in vars_of(result).items() if k in p.PruneReport.model_fields}
+    return _json(p.PruneReport(**fields, timezone=zone))
 
 
 # --- live events ---------------------------------------------------------------------------------------
@@ -289,6 +310,7 @@ def make_control_app(services: Services) -> web.Application:
     r.add_post(f"{api}/pause", pause)
     r.add_post(f"{api}/resume", resume)
     r.add_post(f"{api}/reload", reload)
+    r.add_post(f"{api}/retry", retry)
     r.add_post(f"{api}/playground", playground)
     r.add_post(f"{api}/prune", prune)
     r.add_get(f"{api}/events", events)

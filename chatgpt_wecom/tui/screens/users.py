@@ -91,9 +91,16 @@ class UsersScreen(OperatorScreen):
         user = await self.app.push_screen_wait(PromptDialog(f"Add a user id to the {name} list:", placeholder="UserID"))
         if not user:
             return
-        if not await self.app.push_screen_wait(ConfirmDialog(f"Add {user!r} to the {name} list?", yes="Add")):
+        question = f"Add {user!r} to the {name} list?"
+        first_allow = name == "allow" and self.query_one("#list-allow", OptionList).option_count == 0
+        if first_allow:  # the daemon refuses it unconfirmed (confirm_needed): this dialog is the confirmation
+            question = (
+                f"The allow list is empty, so everyone may chat. Once {user!r} is on it, only the users on it and "
+                "admins may — everyone else gets deny_reply. Add anyway?"
+            )
+        if not await self.app.push_screen_wait(ConfirmDialog(question, yes="Add")):
             return
-        done = await self.call(f"add {user} to {name}", self.client.add_users(name, [user]))
+        done = await self.call(f"add {user} to {name}", self.client.add_users(name, [user], confirm=first_allow))
         if done is not None:
             self.notify(f"added {user} to {name}" if done.changed else f"{user} was already in {name}", markup=False)
             self.reload()

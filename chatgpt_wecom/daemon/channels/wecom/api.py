@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -271,6 +272,10 @@ class WeComClient:
             log.warning("WeCom message/send: some recipients are invalid: %s", data["invaliduser"])
         return str(data.get("msgid") or "")
 
+    async def agent(self) -> dict[str, Any]:
+        """The configured app as WeCom knows it (``agent/get``: its ``name``, …); proves agent_id is this app's."""
+        return (await self._call(_Call("GET", "agent/get", {"agentid": str(self._agent_id)}))).data
+
     async def upload_media(self, kind: str, data: bytes, filename: str, content_type: str) -> str:
         """Upload temporary media (valid 3 days); ``kind``: image, voice, video or file. Returns media_id."""
         if kind not in _MEDIA_KINDS:
@@ -345,7 +350,7 @@ class WeComClient:
         except TimeoutError:
             raise self._error(ERR_TRANSPORT, f"timed out after {self._retry.timeout:g} s", call) from None
         except aiohttp.ClientError as exc:
-            raise self._error(ERR_TRANSPORT, f"{type(exc).__name__}: {exc}", call) from None
+            raise self._error(ERR_TRANSPORT, transport_error(exc), call) from None
         if status >= 500 or status in (408, 429):
             raise self._error(ERR_TRANSPORT, f"HTTP {status}", call)
         data = _json_object(body)
@@ -378,6 +383,19 @@ class WeComClient:
         if errcode == ERR_TRANSPORT or errcode in _TRANSIENT:
             return WeComUnavailableError(errcode, errmsg, api=call.api)
         return WeComRejectedError(errcode, errmsg, api=call.api)
+
+
+def transport_error(exc: aiohttp.ClientError) -> str:
+    """What went wrong on the way, in words: "cannot connect to host:port (Connection refused)" — not aiohttp's
+    "Cannot connect to host h:p ssl:default [...]", whose ssl part misleads for a plain-http URL."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+        exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError
+    ):
+        os_error = exc.os_error
+        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error.strerror or os_error or "")
+        what = "the proxy " if isinstance(exc, aiohttp.ClientProxyConnectionError) else ""
+        return f"cannot connect to {what}{exc.host}:{exc.port} ({reason or type(os_error).__name__})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

@@ -154,6 +154,9 @@ class WeComApp(Channel):
             facts["wecom_saw_ip"] = self.client.seen_ip  # what to put on the trusted-IP list
         return facts
 
+    def forget_errors(self) -> None:
+        self.client.clear_config_error()
+
     async def stop(self) -> None:
         if self._own_http is not None:
             await self._own_http.close()

@@ -1,4 +1,5 @@
-"""`chatgpt-wecom check` for the WeCom app: one gettoken call, no retries, its failure naming the errcode and fix.
+"""`chatgpt-wecom check` for the WeCom app: one gettoken call, no retries, its failure naming the errcode and fix;
+then `agent/get` for agent_id, which must be the app whose Secret is configured (else no answer could be sent).
 
 One attempt only, because WeCom bans an IP for an hour after repeated wrong secrets.
 """
@@ -53,4 +54,12 @@ async def check(settings: Settings) -> tuple[bool, str]:
         except WeComAPIError as exc:
             return False, f"errcode {exc.errcode} ({_short(exc.errmsg)}) from {base} ({via})"
         expires = client.token_state().expires_in or 0.0
-    return True, f"got an access token from {base}, calling {via} (expires in {round(expires)} s)"
+        token = f"got an access token from {base}, calling {via} (expires in {round(expires)} s)"
+        try:
+            app = await client.agent()
+        except WeComAPIError as exc:
+            return False, (
+                f"{token}, but agent_id {settings.agent_id} is not the app whose Secret is agent_secret: errcode "
+                f"{exc.errcode} ({_short(exc.errmsg)}) — set agent_id to that app's AgentId (应用管理 → app → AgentId)"
+            )
+    return True, f"{token}; agent_id {settings.agent_id} is the app “{app.get('name', '?')}”"
