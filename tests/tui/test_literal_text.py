@@ -22,7 +22,8 @@ def options(box: OptionList) -> list[str]:
 async def test_confirm_dialogs_show_words_and_users_literally(daemon: DaemonRunner) -> None:
     async with ControlClient(daemon.settings.socket_path) as client:
         await client.add_words(["[/b]", "[vx]"])
-        await client.add_users("deny", ["[red]x"])
+        assert daemon.services is not None  # the control API refuses such an id; the config file's lists may hold one
+        await daemon.services.policy.add_users("deny", ["[red]x"], "config")
         app = tui(daemon.settings.socket_path, screen="words")
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
@@ -112,11 +113,12 @@ async def test_control_and_bidi_characters_are_spelled_out_never_sent_to_the_ter
     raw = ("\x1b", "\x07", "\x9b", "\u202e")
     shown_user, shown_question = "m\\x1b[2J<U+202E>", "hi\\x1b]52;c;aGk=\\x07 \\x9b31m red<U+202E>gnp.exe"
     app = tui(daemon.settings.socket_path)
-    async with app.run_test(size=SIZE) as pilot, ControlClient(daemon.settings.socket_path) as client:
+    async with app.run_test(size=SIZE) as pilot:
         await connected(pilot)
-        await client.playground(user, question)
+        assert daemon.services is not None  # the control API refuses such an id; a channel's or the config's may not
+        await daemon.services.operator.playground(user, question, "control:test")
         await wait_for(pilot, lambda: f"echo: {shown_question}" in screen_text(app), "the answer on the Live page")
-        await client.add_users("deny", [user])
+        await daemon.services.policy.add_users("deny", [user], "config")
         text = screen_text(app)
         assert shown_user in text and not [c for c in raw if c in text]
 
