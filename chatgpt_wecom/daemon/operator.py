@@ -188,6 +188,7 @@ class Operator:
             config_path=str(services.config_path) if services.config_path else None,
             data_dir=str(s.data_dir),
             control_socket=str(s.socket_path),
+            timezone=s.timezone,
         )
 
     def channel_states(self) -> list[protocol.ChannelStatus]:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chatgpt_wecom.daemon.channels.base import Channel, Origin, Outgoing, Rejected, RetryLater
-from chatgpt_wecom.daemon.events import EventBus
+from chatgpt_wecom.daemon.events import ANSWER_PREVIEW, EventBus, preview
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.pacing import Pacer, Rate
 from chatgpt_wecom.daemon.store.outbox import OutboxStore, Part
@@ -165,8 +165,9 @@ class Deliverer:
             if retries:
                 log.info("delivery: part %d of message %d to %s sent after %d retries",
                          part.part, part.inbox_id, part.user_id, retries)  # fmt: skip
+            text = {} if part.msg_type == "image" else {"text": preview(part.content, ANSWER_PREVIEW)}
             self._bus.publish("delivery.sent", user=part.user_id, inbox_id=part.inbox_id, part=part.part,
-                              channel=part.channel, parts=carried)  # fmt: skip
+                              channel=part.channel, parts=carried, **text)  # fmt: skip
             return
 
     @staticmethod
