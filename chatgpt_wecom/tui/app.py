@@ -7,6 +7,7 @@ Build it with `make_app()` — the CLI and the tests construct it the same way.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -59,7 +60,8 @@ class OperatorApp(App[None]):
         if title:
             self.title = title
         self.connection = Connection(self, socket_path, **(connection or {}))
-        ctx = Context(self.connection, formats or Formats(), demo=demo)
+        self.formats = formats or Formats()
+        ctx = Context(self.connection, self.formats, demo=demo)
         self.pages: dict[str, OperatorScreen] = {
             name: LiveScreen(ctx, live_limit) if cls is LiveScreen else cls(ctx) for name, (_, _, cls) in PAGES.items()
         }
@@ -101,9 +103,11 @@ class OperatorApp(App[None]):
     # --- from the connection ---------------------------------------------------------------------------
     def on_link_up(self, message: LinkUp) -> None:
         was_down = not self.link.connected and self.link.version != ""
+        self.formats.use_zone(message.status.timezone)  # every time shown is in the daemon's configured zone
         self.link = LinkState(
-            connected=True, connecting=False, paused=message.status.paused, version=message.status.version
-        )
+            connected=True, connecting=False, paused=message.status.paused, version=message.status.version,
+            zone=self.formats.zone,
+        )  # fmt: skip
         if was_down:
             self.notify("reconnected to the daemon", markup=False)
         self.page.reload()
@@ -113,7 +117,12 @@ class OperatorApp(App[None]):
             self.notify("lost the daemon — reconnecting…", severity="warning", markup=False)
         elif message.refused and message.reason != self.link.reason:  # whole, once: the bar has one line
             self.notify(message.reason, title="not connected", severity="error", timeout=10, markup=False)
-        self.link = LinkState(connected=False, connecting=False, reason=message.reason, version=self.link.version)
+        failures = 0 if self.link.connected or message.refused else self.link.failures + 1  # refused: it runs
+        gone = not os.path.exists(self.connection.socket_path)
+        self.link = LinkState(
+            connected=False, connecting=False, reason=message.reason, version=self.link.version,
+            zone=self.link.zone, failures=failures, gone=gone,
+        )  # fmt: skip
 
     def on_daemon_events(self, message: DaemonEvents) -> None:
         if message.dropped:
