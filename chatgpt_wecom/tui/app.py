@@ -27,6 +27,7 @@ from chatgpt_wecom.tui.widgets import LinkState
 from chatgpt_wecom.visible import visible
 
 SCREEN_NAMES: tuple[str, ...] = tuple(PAGES)
+PAGE_KEYS = Binding.Group("Pages", compact=True)  # the footer shows "12345678 Pages": one item, not eight
 
 
 class OperatorApp(App[None]):
@@ -35,7 +36,13 @@ class OperatorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatgpt-wecom"
     BINDINGS: ClassVar = [
-        Binding(key, f"page('{name}')", title, key_display=key) for name, (key, title, _) in PAGES.items()
+        *(
+            Binding(key, f"page('{name}')", title, key_display=key, group=PAGE_KEYS)
+            for name, (key, title, _) in PAGES.items()
+        ),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("question_mark", "toggle_help", "Help", key_display="?"),
+        Binding("f1", "toggle_help", "Help", show=False, priority=True),
     ]
 
     link: reactive[LinkState] = reactive(LinkState())
@@ -81,6 +88,13 @@ class OperatorApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.connection.close()
+
+    def action_toggle_help(self) -> None:
+        """Show the keys of the page and the app beside it, or hide them (Esc hides them too)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def action_page(self, name: str) -> None:
         """Show page `name`."""
