@@ -22,7 +22,7 @@ from chatgpt_wecom.visible import visible
 # (name, least width, priority): columns are shown by priority while they fit — at 80 columns all but latency and
 # tokens — and the room left widens the question and the answer (the detail pane shows both in full).
 COLUMNS = (
-    ("time", 8, 0), ("user", 8, 1), ("from", 16, 3), ("question", 12, 4), ("answer", 10, 5), ("state", 9, 2),
+    ("time", 8, 0), ("user", 10, 1), ("from", 16, 3), ("question", 11, 4), ("answer", 10, 5), ("state", 9, 2),
     ("latency", 7, 6), ("tokens", 9, 7),
 )  # fmt: skip
 FROM_WIDTH = 16
