@@ -179,3 +179,22 @@ def detail_text(app: object) -> str:
     """The screen below the Live table (the detail pane, the bars)."""
     lines = screen_text(app).splitlines()
     return "\n".join(lines[next(i for i, line in enumerate(lines) if line.lstrip().startswith("─")) :])
+
+
+async def test_playground_shows_a_streamed_answer_part_by_part(daemon: DaemonRunner, model: FakeModel) -> None:
+    """A long answer leaves in parts as it streams; the turn shows each part once delivered, before the whole."""
+    paragraphs = [f"paragraph {n}: " + "字" * 500 for n in range(1, 5)]  # 1.5 KB each: one WeCom message apiece
+    model.set_reply("\n\n".join(paragraphs))
+    model.set_stream(chunk_chars=50, chunk_delay=0.03)
+    app = tui(daemon.settings.socket_path, screen="playground")
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        page = app.screen
+        assert isinstance(page, PlaygroundScreen)
+        await pilot.press(*"a long one", "ctrl+s")
+        await wait_for(pilot, lambda: any(t.delivered and t.answer is None for t in page.query(Turn)), "a part")
+        [turn] = page.query(Turn)
+        assert turn.delivered[0].startswith("paragraph 1: 字")
+        await wait_for(pilot, lambda: "parts so far" in screen_text(app) or turn.answer is not None, "the progress")
+        await wait_for(pilot, lambda: turn.answer is not None, "the whole answer")
+        assert turn.answer == "\n\n".join(paragraphs)

@@ -101,6 +101,8 @@ class LiveScreen(OperatorScreen):
             table.add_column(name, width=size, key=name)
         if self.is_current and not self._stale:
             self.rebuild()
+        else:
+            self._stale = True  # redrawn when the page is shown again
 
     def on_screen_resume(self) -> None:
         if self._stale:
