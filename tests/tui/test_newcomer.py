@@ -127,9 +127,12 @@ async def test_footer_at_80_columns_offers_quit_and_help_and_escape_closes_help(
     app = tui(daemon.settings.socket_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot)
-        await wait_for(pilot, lambda: "^q Quit" in screen_text(app).splitlines()[-1], "the footer")
-        footer = screen_text(app).splitlines()[-1]
-        assert "? Help" in footer and "12345678 Pages" in footer and "^p palette" in footer, footer
+        wanted = ("^q Quit", "? Help", "12345678 Pages", "^p palette", "f Follow")
+
+        def footer() -> str:
+            return screen_text(app).splitlines()[-1]
+
+        await wait_for(pilot, lambda: all(item in footer() for item in wanted), "the whole footer in one line")
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: app.screen.query("HelpPanel"), "the keys panel")
         await pilot.press("escape")
