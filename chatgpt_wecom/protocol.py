@@ -75,10 +75,10 @@ class Status(BaseModel):
     feedback: dict[str, int] = {}  # answers users rated: {"good": n, "bad": m} (the AI bot's 👍/👎)
     secrets: dict[str, bool]  # which secrets are set — never their values
     last_errors: list[Event]
+    timezone: str = ""  # the configured zone: the one every time is shown in
     config_path: str | None
     data_dir: str
     control_socket: str
-    timezone: str = ""  # the configured `timezone`: every time a client shows is in it ("": an older daemon)
 
 
 class Exchange(BaseModel):

@@ -185,10 +185,10 @@ class Operator:
             messages_today=messages,
             secrets=s.secrets_set(),
             last_errors=[protocol.Event(seq=e.seq, kind=e.kind, at=e.at, data=e.data) for e in self._bus.recent_errors],
+            timezone=s.timezone,
             config_path=str(services.config_path) if services.config_path else None,
             data_dir=str(s.data_dir),
             control_socket=str(s.socket_path),
-            timezone=s.timezone,
         )
 
     def channel_states(self) -> list[protocol.ChannelStatus]:
