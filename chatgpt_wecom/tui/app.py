@@ -27,7 +27,7 @@ from chatgpt_wecom.tui.widgets import LinkState
 from chatgpt_wecom.visible import visible
 
 SCREEN_NAMES: tuple[str, ...] = tuple(PAGES)
-PAGE_KEYS = Binding.Group("Pages", compact=True)  # the footer shows "12345678 Pages": one item, not eight
+HELP_KEYS = Binding.Group("Help")  # "? F1 Help" (F1 alone while typing: there "?" is text)
 
 
 class OperatorApp(App[None]):
@@ -36,13 +36,21 @@ class OperatorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatgpt-wecom"
     BINDINGS: ClassVar = [
+        # One footer item for the eight page keys ("1…8 Pages"); the keys panel (?) names the others.
         *(
-            Binding(key, f"page('{name}')", title, key_display=key, group=PAGE_KEYS)
-            for name, (key, title, _) in PAGES.items()
+            Binding(
+                key,
+                f"page('{name}')",
+                "Pages" if n == 0 else title,
+                key_display="1…8" if n == 0 else key,
+                show=n == 0,
+                tooltip=f"{key} {title}",
+            )
+            for n, (name, (key, title, _)) in enumerate(PAGES.items())
         ),
         Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("question_mark", "toggle_help", "Help", key_display="?"),
-        Binding("f1", "toggle_help", "Help", show=False, priority=True),
+        Binding("question_mark", "toggle_help", "Help", key_display="?", group=HELP_KEYS),
+        Binding("f1", "toggle_help", "Help", key_display="F1", priority=True, group=HELP_KEYS),
     ]
 
     link: reactive[LinkState] = reactive(LinkState())

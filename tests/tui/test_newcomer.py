@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Markdown, RichLog, TextArea
 
 from chatgpt_wecom.client import ControlClient
+from chatgpt_wecom.tui.screens import PAGES
 from chatgpt_wecom.tui.screens.live import LiveScreen
 from chatgpt_wecom.tui.screens.logs import LogScreen
 from chatgpt_wecom.tui.screens.playground import PlaygroundScreen, Turn
@@ -127,12 +128,22 @@ async def test_footer_at_80_columns_offers_quit_and_help_and_escape_closes_help(
     app = tui(daemon.settings.socket_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await connected(pilot)
-        wanted = ("^q Quit", "? Help", "12345678 Pages", "^p palette", "f Follow")
+        wanted = ("f Follow", "^q Quit", "1…8 Pages", "? Help", "^p palette")
 
         def footer() -> str:
-            return screen_text(app).splitlines()[-1]
+            lines = screen_text(app).splitlines()
+            return lines[-1] if lines else ""
 
         await wait_for(pilot, lambda: all(item in footer() for item in wanted), "the whole footer in one line")
+        for name in PAGES:  # every page's footer fits: its own keys, then quit, the pages and help, uncut
+            await pilot.press("escape")
+            app.action_page(name)
+            await wait_for(pilot, lambda: app.current_mode == name, f"the {name} page")  # noqa: B023 - awaited here
+            # The Playground opens in its message box, where 1–8 and ? are text: F1 is the help key there.
+            keys = "^q Quit F1 Help " if name == "playground" else "^q Quit 1…8 Pages ? Help "
+            await wait_for(pilot, lambda: keys in footer(), f"the {name} page's footer")  # noqa: B023 - awaited here
+        app.action_page("live")
+        await wait_for(pilot, lambda: app.current_mode == "live", "the Live page again")
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: app.screen.query("HelpPanel"), "the keys panel")
         await pilot.press("escape")

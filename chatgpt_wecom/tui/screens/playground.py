@@ -118,9 +118,10 @@ class PlaygroundScreen(OperatorScreen):
     BINDINGS: ClassVar = [
         Binding("ctrl+s", "send", "Send", priority=True),
         Binding("ctrl+enter", "send", "Send", show=False, priority=True),
-        Binding("i", "focus_text", "Message"),
-        Binding("u", "focus_user", "User id"),
-        Binding("c", "focus_channel", "Channel"),
+        # Said in the hint line above the fields (the footer fits 80 columns); listed in the keys panel (?).
+        Binding("i", "focus_text", "Message", show=False),
+        Binding("u", "focus_user", "User id", show=False),
+        Binding("c", "focus_channel", "Channel", show=False),
         Binding("ctrl+l", "clear", "Clear"),
     ]
 
@@ -145,7 +146,7 @@ class PlaygroundScreen(OperatorScreen):
         )
         yield Static(
             "Ctrl+S sends · Enter: new line · Tab: user id → channel → message → transcript · "
-            "Esc leaves the inputs (then 1–8 switch pages)",
+            "Esc leaves the inputs (then i/u/c: message/user id/channel, 1–8: pages)",
             classes="hint",
         )
         with Horizontal(classes="toolbar"):
