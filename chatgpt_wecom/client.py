@@ -166,6 +166,11 @@ class ControlClient:
         data = await self._request("GET", f"/users/{quote(user, safe='')}/history", format="md")
         return str(data["markdown"])
 
+    async def logs(self, since: int = 0, limit: int | None = None) -> p.LogLines:
+        """The daemon's log lines after line `since` (the last `limit` of them)."""
+        query = {"since": since, **({"limit": limit} if limit else {})}
+        return await self._get(p.LogLines, "/logs", **query)
+
     async def quotas(self) -> p.Quotas:
         return await self._get(p.Quotas, "/quotas")
 

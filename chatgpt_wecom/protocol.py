@@ -74,7 +74,8 @@ class Event(BaseModel):
     """One thing that happened in the daemon. `dropped`: events this client missed just before this one."""
 
     seq: int
-    kind: str  # message.received, answer.started, answer.finished, reply.stored, delivery.sent,
+    kind: str  # message.received, answer.started, answer.finished, reply.stored (`text`: what the user got,
+    # `censored`: true when words were masked in it), delivery.sent (`text`: that message),
     # delivery.failed, message.done, policy.changed, config.reloaded, bot.paused, bot.resumed, error
     at: float
     data: dict[str, Any] = Field(default_factory=dict)
@@ -255,6 +256,23 @@ class PlaygroundAccepted(BaseModel):
 class Reloaded(BaseModel):
     changed: list[str]
     restart_needed: list[str]
+
+
+class LogLine(BaseModel):
+    """One line of the daemon's log (secrets masked). `seq` numbers the lines: ask for those after the last seen."""
+
+    seq: int
+    at: float
+    level: str  # DEBUG, INFO, WARNING, ERROR, CRITICAL
+    logger: str
+    message: str  # may run over several lines (a traceback)
+
+
+class LogLines(BaseModel):
+    """`GET /v1/logs?since=SEQ&limit=N`: the lines after `since` still kept (the daemon keeps the last ~2,000)."""
+
+    lines: list[LogLine]
+    last_seq: int  # the newest line's number (pass as `since` next time)
 
 
 class PruneRequest(BaseModel):

@@ -310,7 +310,9 @@ def test_launcher_opens_the_tui_on_the_playground(
 
 async def talk_in_the_playground(socket_path: Path) -> tuple[str, str]:
     """Open the TUI as the demo does, type a message on the Playground, return (page, transcript text)."""
-    from textual.widgets import Input, Static
+    from textual.widgets import Static, TextArea
+
+    from chatgpt_wecom.tui.screens.playground import Turn
 
     app = make_app(socket_path, screen="playground", title="demo", demo=True)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -321,10 +323,10 @@ async def talk_in_the_playground(socket_path: Path) -> tuple[str, str]:
             if app.connection.connected:
                 break
             await pilot.pause(0.05)
-        app.screen.query_one("#play-text", Input).value = "你好"
-        await pilot.press("enter")
+        app.screen.query_one("#play-text", TextArea).load_text("你好")
+        await pilot.press("ctrl+s")
         for _ in range(200):  # bounded: the answer arrives on the event stream
-            transcript = "\n".join(str(w.render()) for w in app.screen.query("#play-transcript > *"))
+            transcript = "\n".join(turn.answer or "" for turn in app.screen.query(Turn))
             if "演示模式" in transcript:
                 break
             await pilot.pause(0.05)

@@ -21,8 +21,11 @@ MAX_SUBSCRIBERS = 32  # live-event clients (each TUI or `ctl events` is one); ~0
 PREVIEW = 2000  # characters of a question or answer carried by an event; the history has the rest
 
 
-def preview(text: str) -> str:
-    return text if len(text) <= PREVIEW else text[:PREVIEW] + "…"
+ANSWER_PREVIEW = 40_000  # characters of the answer a user got, carried by `reply.stored` (an answer is a few parts)
+
+
+def preview(text: str, limit: int = PREVIEW) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 Kind = tuple[str, int, str, int, str, tuple[str, str, int] | None]
@@ -134,3 +136,48 @@ def _summary(run: _Run, now: float) -> logging.LogRecord:
     summary = logging.LogRecord(last.name, last.levelno, last.pathname, last.lineno, text, None, None, last.funcName)
     summary.thread, summary.threadName, summary.process = last.thread, last.threadName, last.process
     return summary
+
+
+class LogRing(logging.Handler):
+    """The daemon's recent log lines in memory, for the control API (`GET /v1/logs`) and the TUI's Log page.
+
+    Bounded (`size` lines; the oldest go first) and numbered (`seq`, from 1), so a client asks for what came after
+    the last line it has. A line is scrubbed before it is kept (`scrub`: every configured secret masked), so a
+    secret never reaches the ring, whatever a module logged.
+    """
+
+    def __init__(self, size: int = 2000, scrub: Callable[[str], str] | None = None) -> None:
+        super().__init__(logging.NOTSET)
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self._lines: deque[LogLine] = deque(maxlen=size)
+        self._seq = 0
+        self._scrub = scrub or (lambda line: line)
+        self._lock_lines = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self._scrub(self.format(record))
+        except Exception:  # a bad format string must not break logging
+            text = str(record.msg)
+        with self._lock_lines:
+            self._seq += 1
+            self._lines.append(LogLine(self._seq, record.created, record.levelname, record.name, text))
+
+    def since(self, seq: int = 0, limit: int | None = None) -> list[LogLine]:
+        """Lines numbered above `seq`, oldest first (at most the last `limit` of them)."""
+        with self._lock_lines:
+            lines = [line for line in self._lines if line.seq > seq]
+        return lines[-limit:] if limit else lines
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    seq: int
+    at: float
+    level: str  # DEBUG, INFO, WARNING, ERROR, CRITICAL
+    logger: str
+    message: str  # scrubbed; a traceback follows on the next lines

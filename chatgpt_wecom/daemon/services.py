@@ -23,7 +23,7 @@ from types import TracebackType
 
 import aiohttp
 
-from chatgpt_wecom.config import Settings
+from chatgpt_wecom.config import Settings, redact_userinfo
 from chatgpt_wecom.daemon.answer.router import Collaborators, Responder
 from chatgpt_wecom.daemon.channels.base import Channel, MediaUnavailable
 from chatgpt_wecom.daemon.channels.misconfigured import MisconfigurationReports
@@ -33,6 +33,7 @@ from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.listener import ListenerLimits
 from chatgpt_wecom.daemon.live_policy import LivePolicy
 from chatgpt_wecom.daemon.live_settings import LiveSettings, load_templates
+from chatgpt_wecom.daemon.logs import LogRing
 from chatgpt_wecom.daemon.media.files import RichMedia
 from chatgpt_wecom.daemon.model.client import ModelClient
 from chatgpt_wecom.daemon.operator import Operator, Pause
@@ -58,6 +59,8 @@ from chatgpt_wecom.daemon.store.usage import UsageStore
 from chatgpt_wecom.daemon.web.links import HistoryLinks, LinkSigner
 
 log = logging.getLogger(__name__)
+
+LOG_LINES = 2000  # recent log lines kept in memory for the control API
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,12 @@ class Services:
         self._extra_channels = extra_channels  # beside the configured ones (an embedder's own transport, tests)
         self._opened = AsyncExitStack()  # what close() unwinds
 
+    def _scrub(self, line: str) -> str:
+        """`line` with every secret in force masked (a password in a URL too)."""
+        for secret in sorted((v for v in self.live.settings.secret_values() if len(v) >= 4), key=len, reverse=True):
+            line = line.replace(secret, "***")
+        return redact_userinfo(line)
+
     async def open(self) -> Services:
         """Build everything; if any step fails, close what the earlier ones opened and raise."""
         async with AsyncExitStack() as stack:
@@ -107,6 +116,10 @@ class Services:
         s, t = self._settings, self.tuning
         # Files first: a config or templates problem stops the start before anything is open.
         self.live = LiveSettings(s, load_templates(self.config_path))  # the settings and templates in force
+        # The recent log lines, for `GET /v1/logs` (the TUI's Log page): from now until close, secrets masked.
+        self.logs = LogRing(LOG_LINES, scrub=self._scrub)
+        logging.getLogger().addHandler(self.logs)
+        stack.callback(logging.getLogger().removeHandler, self.logs)
         secure_data_dir(s.data_dir, s.database_path)  # 0700 folder, 0600 files, whatever the umask
 
         # The database and its stores.

@@ -7,6 +7,7 @@ Build it with `make_app()` — the CLI and the tests construct it the same way.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -26,6 +27,7 @@ from chatgpt_wecom.tui.widgets import LinkState
 from chatgpt_wecom.visible import visible
 
 SCREEN_NAMES: tuple[str, ...] = tuple(PAGES)
+HELP_KEYS = Binding.Group("Help")  # "? F1 Help" (F1 alone while typing: there "?" is text)
 
 
 class OperatorApp(App[None]):
@@ -34,7 +36,21 @@ class OperatorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatgpt-wecom"
     BINDINGS: ClassVar = [
-        Binding(key, f"page('{name}')", title, key_display=key) for name, (key, title, _) in PAGES.items()
+        # One footer item for the eight page keys ("1…8 Pages"); the keys panel (?) names the others.
+        *(
+            Binding(
+                key,
+                f"page('{name}')",
+                "Pages" if n == 0 else title,
+                key_display="1…8" if n == 0 else key,
+                show=n == 0,
+                tooltip=f"{key} {title}",
+            )
+            for n, (name, (key, title, _)) in enumerate(PAGES.items())
+        ),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("question_mark", "toggle_help", "Help", key_display="?", group=HELP_KEYS),
+        Binding("f1", "toggle_help", "Help", key_display="F1", priority=True, group=HELP_KEYS),
     ]
 
     link: reactive[LinkState] = reactive(LinkState())
@@ -59,7 +75,8 @@ class OperatorApp(App[None]):
         if title:
             self.title = title
         self.connection = Connection(self, socket_path, **(connection or {}))
-        ctx = Context(self.connection, formats or Formats(), demo=demo)
+        self.formats = formats or Formats()
+        ctx = Context(self.connection, self.formats, demo=demo)
         self.pages: dict[str, OperatorScreen] = {
             name: LiveScreen(ctx, live_limit) if cls is LiveScreen else cls(ctx) for name, (_, _, cls) in PAGES.items()
         }
@@ -79,6 +96,13 @@ class OperatorApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.connection.close()
+
+    def action_toggle_help(self) -> None:
+        """Show the keys of the page and the app beside it, or hide them (Esc hides them too)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def action_page(self, name: str) -> None:
         """Show page `name`."""
@@ -101,9 +125,11 @@ class OperatorApp(App[None]):
     # --- from the connection ---------------------------------------------------------------------------
     def on_link_up(self, message: LinkUp) -> None:
         was_down = not self.link.connected and self.link.version != ""
+        self.formats.use_zone(message.status.timezone)  # every time shown is in the daemon's configured zone
         self.link = LinkState(
-            connected=True, connecting=False, paused=message.status.paused, version=message.status.version
-        )
+            connected=True, connecting=False, paused=message.status.paused, version=message.status.version,
+            zone=self.formats.zone,
+        )  # fmt: skip
         if was_down:
             self.notify("reconnected to the daemon", markup=False)
         self.page.reload()
@@ -113,7 +139,12 @@ class OperatorApp(App[None]):
             self.notify("lost the daemon — reconnecting…", severity="warning", markup=False)
         elif message.refused and message.reason != self.link.reason:  # whole, once: the bar has one line
             self.notify(message.reason, title="not connected", severity="error", timeout=10, markup=False)
-        self.link = LinkState(connected=False, connecting=False, reason=message.reason, version=self.link.version)
+        failures = 0 if self.link.connected or message.refused else self.link.failures + 1  # refused: it runs
+        gone = not os.path.exists(self.connection.socket_path)
+        self.link = LinkState(
+            connected=False, connecting=False, reason=message.reason, version=self.link.version,
+            zone=self.link.zone, failures=failures, gone=gone,
+        )  # fmt: skip
 
     def on_daemon_events(self, message: DaemonEvents) -> None:
         if message.dropped:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ class DaemonEvents(Message):
 def describe(exc: BaseException, socket_path: Path) -> str:
     """A short operator-facing reason for a link failure."""
     if isinstance(exc, DaemonNotRunning):
+        if not os.path.exists(socket_path):
+            return f"socket {socket_path} missing"
         return f"nothing answers on {socket_path}"
     if isinstance(exc, ControlError):
         return f"the daemon refused: {exc} ({exc.code})"

@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chatgpt_wecom.visible import visible
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Formats:
-    """Text for timestamps and durations. `tz=None` is the operator's local time zone.
+    """Text for timestamps and durations, in one zone: the daemon's configured `timezone` once the app has its
+    status (`use_zone`), so the TUI shows the times the exports and `ctl` show. `tz` given here is kept (tests);
+    before the daemon answers, and for an older daemon that does not say, it is the operator's local zone.
 
     `fixed_time`, when set, replaces every clock time (snapshot tests: the screen must not depend on "now").
     """
 
     tz: tzinfo | None = None
     fixed_time: str | None = None
+    zone: str = field(default="", init=False)  # the zone's name, for labels ("" : local, not known yet)
+    _pinned: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self._pinned = self.tz is not None
+        self.zone = str(self.tz) if self.tz is not None else ""
+
+    def use_zone(self, name: str) -> None:
+        """Show times in the zone named `name` (an IANA name from the daemon's status) unless `tz` was given."""
+        if self._pinned or not name or name == self.zone:
+            return
+        try:
+            self.tz = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return  # unknown here: keep the local zone rather than show wrong labels
+        self.zone = name
 
     def clock(self, at: float) -> str:
         """`HH:MM:SS` of a unix time."""

@@ -33,7 +33,8 @@ class LiveRow:
     msg_type: str = "text"
     source: str | None = None
     mode: str = ""
-    answer: str | None = None
+    answer: str | None = None  # what the user got (censored)
+    censored: bool = False  # words were masked in it (🚫)
     latency: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -124,6 +125,7 @@ def _apply(row: LiveRow, kind: str, data: dict[str, Any]) -> None:
         row.completion_tokens = _int(data.get("completion_tokens"))
     elif kind == "reply.stored":
         row.answer = str(data.get("text", ""))
+        row.censored = data.get("censored") is True
         row.parts = _int(data.get("parts")) or 0
         row.state = "answered"
     elif kind == "delivery.sent":

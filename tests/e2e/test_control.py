@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import stat
@@ -341,3 +342,39 @@ async def test_live_event_clients_are_capped_and_the_refused_one_is_told_why(dae
         for resp in held:
             resp.close()
     await wait_until(lambda: subscribers(daemon) == 0, what="every slot to free")
+
+
+async def test_reply_stored_carries_what_the_user_got_censored(daemon: DaemonRunner, model: FakeModel) -> None:
+    """The event shows the censored text the user received, and says it was censored (the exchange keeps the
+    model's own answer); `delivery.sent` carries the message as sent."""
+    model.set_reply("这是秘密计划")
+    async with ControlClient(daemon.settings.socket_path) as client:
+        await client.add_words(["秘密"])
+        seen: dict[str, dict[str, object]] = {}
+
+        async def follow() -> None:
+            async for event in client.events():
+                seen.setdefault(event.kind, event.data)
+                if event.kind == "message.done":
+                    return
+
+        follower = asyncio.create_task(follow())
+        await wait_until(lambda: subscribers(daemon) > 0, what="the event stream to subscribe")
+        await daemon.ask("u1", "计划?", 1)
+        await asyncio.wait_for(follower, 10)
+        [exchange] = await client.history("u1")
+    assert seen["reply.stored"]["text"] == "这是🚫计划" and seen["reply.stored"]["censored"] is True
+    assert seen["delivery.sent"]["text"] == "这是🚫计划"
+    assert exchange.answer == "这是秘密计划"
+
+
+async def test_logs_keep_recent_lines_without_secrets(daemon: DaemonRunner) -> None:
+    secret = daemon.settings.api_key.get_secret_value()
+    logging.getLogger("chatgpt_wecom.test").warning("a line with the key %s in it", secret)
+    async with ControlClient(daemon.settings.socket_path) as client:
+        first = await client.logs()
+        mine = [line for line in first.lines if line.logger == "chatgpt_wecom.test"]
+        assert [line.message for line in mine] == ["a line with the key *** in it"] and mine[0].level == "WARNING"
+        logging.getLogger("chatgpt_wecom.test").error("and one more")
+        later = await client.logs(since=first.last_seq)
+    assert [line.message for line in later.lines] == ["and one more"] and later.last_seq == first.last_seq + 1

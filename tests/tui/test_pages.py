@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Label, OptionList, Select, Static
+from textual.widgets import DataTable, Input, Label, OptionList, Select, Static, TextArea
 
 from chatgpt_wecom.client import ControlClient
 from chatgpt_wecom.tui.formats import Formats
@@ -126,20 +126,20 @@ async def test_playground_round_trip(daemon: DaemonRunner, model: FakeModel, wec
         page = app.screen
         assert isinstance(page, PlaygroundScreen)
         assert "the answer is also SENT" in screen_text(app)
-        assert app.focused is page.query_one("#play-text", Input)
-        await wait_for(pilot, lambda: "on wecom  message" in screen_text(app), "the one channel named")
+        assert app.focused is page.query_one("#play-text", TextArea)
+        await wait_for(pilot, lambda: "on wecom" in screen_text(app), "the one channel named")
         assert not page.query("#play-channel")  # nothing to pick from
-        await pilot.press(*"hello bot", "enter")
+        await pilot.press(*"hello bot", "ctrl+s")
         await wait_for(pilot, lambda: any(t.answer for t in page.query(Turn)), "the answer")
         [turn] = page.query(Turn)
         assert turn.answer == "echo: hello bot"
         assert model.requests[-1].last_user_text == "hello bot"
-        await wait_for(pilot, lambda: "◀ echo: hello bot" in screen_text(app), "the answer on screen")
+        await wait_for(pilot, lambda: "echo: hello bot" in screen_text(app), "the answer on screen")
         assert "tokens" in screen_text(app)
         # As another user: the answer goes to that WeCom user for real.
         await pilot.press("shift+tab", *"carol", "enter")  # the user id is selected on focus; Enter → message
-        assert app.focused is page.query_one("#play-text", Input)
-        await pilot.press(*"hi as carol", "enter")
+        assert app.focused is page.query_one("#play-text", TextArea)
+        await pilot.press(*"hi as carol", "ctrl+s")
         await wecom.wait_for_sent(1, user="carol")
         assert wecom.texts_to("carol") == ["echo: hi as carol"]
         await wait_for(pilot, lambda: "carol · wecom ▶ hi as carol" in screen_text(app), "carol's turn")
@@ -163,17 +163,20 @@ async def test_playground_acts_as_a_user_of_the_channel_picked(
             picker = page.query_one("#play-channel", Select)
             await wait_for(pilot, lambda: picker.value == "wecom", "the first channel, by default")
             assert page.channels == ["wecom", "memory"] and "on wecom" in screen_text(app)
-            await pilot.press(*"hi there", "enter")
+            await pilot.press(*"hi there", "ctrl+s")
             await wecom.wait_for_sent(1, user="playground")
             await pilot.press("escape", "c")  # to the picker: open it, one down, take it
             assert app.focused is picker
             await pilot.press("enter", "down", "enter")
             await wait_for(pilot, lambda: picker.value == "memory", "memory picked")
             assert "on memory" in screen_text(app)
-            await pilot.press("i", *"hi memory", "enter")
+            await pilot.press("i", *"hi memory", "ctrl+s")
             await wait_for(pilot, lambda: memory.texts_to("playground") == ["echo: hi memory"], "memory's answer")
             await wait_for(pilot, lambda: "playground · memory ▶ hi memory" in screen_text(app), "the turn")
-            assert "playground · wecom ▶ hi there" in screen_text(app)
+            assert [(t.channel, t.question) for t in page.query(Turn)] == [
+                ("wecom", "hi there"),
+                ("memory", "hi memory"),
+            ]
             assert wecom.texts_to("playground") == ["echo: hi there"]  # memory's message did not go to WeCom
             await pilot.press("escape", "1")  # the Live page names the channel of each
             await wait_for(pilot, lambda: app.current_mode == "live", "the Live page")

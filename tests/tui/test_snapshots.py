@@ -89,12 +89,12 @@ def link_up(pilot: Pilot[Any]) -> bool:
 
 
 async def test_snapshot_disconnected(snap_compare: SnapCompare) -> None:
-    """Live page, no daemon: the reconnecting bar and the empty table."""
+    """Live page, no daemon: the bar says none runs (its socket is missing) and the empty table."""
 
     async def ready(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, OperatorApp)
-        await until(pilot, lambda: "nothing answers" in app.link.reason)
+        await until(pilot, lambda: "missing" in app.link.reason and app.link.gone)
 
     assert await snapshot(snap_compare, NOWHERE, "live", ready)
 

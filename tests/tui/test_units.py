@@ -115,7 +115,7 @@ def boom() -> None:
 
 
 def test_factory_names_the_screens_and_refuses_unknown_ones(tmp_path: Path) -> None:
-    assert SCREEN_NAMES == ("live", "users", "words", "quotas", "history", "playground", "status")
+    assert SCREEN_NAMES == ("live", "users", "words", "quotas", "history", "playground", "status", "log")
     app = make_app(tmp_path / "control.sock", screen="status")
     assert app.first_page == "status" and set(app.pages) == set(SCREEN_NAMES)
     with pytest.raises(ValueError, match="unknown screen 'nope'; one of: live, users"):

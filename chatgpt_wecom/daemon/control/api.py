@@ -1,6 +1,6 @@
 """The control API: JSON under /v1 on the daemon's Unix socket — the only way `ctl` and the TUI steer it.
 
-Reads: status, conversations, a user's history, quotas, lists, words, templates, audit log.
+Reads: status, conversations, a user's history, quotas, lists, words, templates, audit log, the recent log lines.
 Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground, a prune, retrying
 blocked deliveries now.
 Live: `GET /v1/events` streams bus events as Server-Sent Events from a bounded per-client queue; past the bus's
@@ -80,7 +80,7 @@ def _int(request: web.Request, name: str, default: int | None, *, high: int = 10
         number = int(value)
     except ValueError:
         raise web.HTTPBadRequest(reason="Bad Request", text=f"{name} must be a number") from None
-    if not 0 < number <= (high if name == "limit" else 2**62):
+    if not (0 if name == "since" else 1) <= number <= (high if name == "limit" else 2**62):
         raise web.HTTPBadRequest(reason="Bad Request", text=f"{name} is out of range")
     return number
 
@@ -132,6 +132,12 @@ async def history(request: web.Request) -> web.Response:
     if request.query.get("format") == "md":
         return web.json_response({"markdown": history_markdown(user, items, _svc(request).live.settings.zone)})
     return _json(items)
+
+
+async def logs(request: web.Request) -> web.Response:
+    ring = _svc(request).logs
+    lines = ring.since(_int(request, "since", 0) or 0, _int(request, "limit", None, high=5000))
+    return _json(p.LogLines(lines=[p.LogLine(**vars_of(line)) for line in lines], last_seq=ring.last_seq))
 
 
 async def quotas(request: web.Request) -> web.Response:
@@ -313,5 +319,6 @@ def make_control_app(services: Services) -> web.Application:
     r.add_post(f"{api}/retry", retry)
     r.add_post(f"{api}/playground", playground)
     r.add_post(f"{api}/prune", prune)
+    r.add_get(f"{api}/logs", logs)
     r.add_get(f"{api}/events", events)
     return app

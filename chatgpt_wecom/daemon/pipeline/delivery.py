@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chatgpt_wecom.daemon.channels.base import Channel, Misconfigured, Origin, Outgoing, Rejected, RetryLater
-from chatgpt_wecom.daemon.events import EventBus
+from chatgpt_wecom.daemon.events import ANSWER_PREVIEW, EventBus, preview
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
 from chatgpt_wecom.daemon.pipeline.pacing import Pacer, Rate
 from chatgpt_wecom.daemon.store.outbox import OutboxStore, Part
@@ -220,8 +220,9 @@ class Deliverer:
             if (trouble := self._trouble.pop(part.channel, None)) is not None:
                 log.info("delivery through %s works again, after %d failed tries in %.0f s (the last: %s)",
                             part.channel, trouble.failures, time.monotonic() - trouble.since, trouble.last)  # fmt: skip
+            text = {} if part.msg_type == "image" else {"text": preview(part.content, ANSWER_PREVIEW)}
             self._bus.publish("delivery.sent", user=part.user_id, inbox_id=part.inbox_id, part=part.part,
-                              channel=part.channel, parts=carried)  # fmt: skip
+                              channel=part.channel, parts=carried, **text)  # fmt: skip
             return
 
     @staticmethod

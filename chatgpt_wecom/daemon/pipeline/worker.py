@@ -29,7 +29,8 @@ from chatgpt_wecom.daemon.answer.router import Responder
 from chatgpt_wecom.daemon.answer.turn import KEEP, InPlace, Outcome
 from chatgpt_wecom.daemon.channels.base import Channel, LiveReply, Origin
 from chatgpt_wecom.daemon.chat import replies
-from chatgpt_wecom.daemon.events import EventBus, preview
+from chatgpt_wecom.daemon.chat.words import REPLACEMENT
+from chatgpt_wecom.daemon.events import ANSWER_PREVIEW, EventBus, preview
 from chatgpt_wecom.daemon.live_settings import LiveSettings
 from chatgpt_wecom.daemon.pipeline.delivery import Deliverer
 from chatgpt_wecom.daemon.pipeline.dispatcher import Postponed
@@ -214,11 +215,15 @@ class Worker:
         in_place = self._in_place(row)
         draft = in_place[0] if in_place else None
 
+        sent: list[str] = []  # what the user gets, part by part (censored)
+
         async def emit(part: str) -> None:
             nonlocal emitted, courier
-            pieces = budget.take(split_message(part, self._limit(row)))  # a voice message's note may lead it
+            whole = split_message(part, self._limit(row))  # a voice message's note may lead it
+            pieces = budget.take(whole)
             if not pieces:
                 return
+            sent.append(part if len(pieces) == len(whole) else "\n\n".join(pieces))
             if draft is not None:
                 draft.showing = False  # the live message ends with this part; the text after it grows unseen
             async with self._db.tx() as conn:
@@ -246,10 +251,15 @@ class Worker:
             if draft is not None:
                 await draft.close()
             raise
-        shown = outcome.exchange.answer if outcome.exchange and outcome.exchange.answer else outcome.text
+        # The event shows what the user got (censored), not the model's answer; `censored` says words were masked.
+        sent.append("\n\n".join(parts) if budget.cut else outcome.text)
+        shown = "\n\n".join(text for text in sent if text)
+        answer = outcome.exchange.answer if outcome.exchange else None
+        censored = bool(answer) and shown.count(REPLACEMENT) > (answer or "").count(REPLACEMENT)
         self._bus.publish(
-            "reply.stored", user=row.user_id, inbox_id=row.id, parts=emitted + len(parts), text=preview(shown)
-        )
+            "reply.stored", user=row.user_id, inbox_id=row.id, parts=emitted + len(parts),
+            text=preview(shown or answer or "", ANSWER_PREVIEW), **({"censored": True} if censored else {}),
+        )  # fmt: skip
 
     async def _store(self, row: InboxRow, outcome: Outcome, parts: list[str], emitted: int) -> None:
         """Everything the answer changes, in one transaction: a crash before it leaves no trace."""

@@ -3,6 +3,7 @@
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.tui.screens.history import HistoryScreen
 from chatgpt_wecom.tui.screens.live import LiveScreen
+from chatgpt_wecom.tui.screens.logs import LogScreen
 from chatgpt_wecom.tui.screens.playground import PlaygroundScreen
 from chatgpt_wecom.tui.screens.quotas import QuotasScreen
 from chatgpt_wecom.tui.screens.status import StatusScreen
@@ -18,6 +19,7 @@ PAGES: dict[str, tuple[str, str, type[OperatorScreen]]] = {
     "history": ("5", "History", HistoryScreen),
     "playground": ("6", "Playground", PlaygroundScreen),
     "status": ("7", "Status", StatusScreen),
+    "log": ("8", "Log", LogScreen),
 }
 
 __all__ = ["PAGES", "Context", "OperatorScreen"]

@@ -69,7 +69,11 @@ class OperatorScreen(Screen[None]):
             self.query_one(self.START or self.HOME).focus()
 
     def action_home(self) -> None:
-        """Focus the page's main widget (so the number keys switch pages again after typing)."""
+        """Close the keys panel if it is open; else focus the page's main widget (so the number keys switch pages
+        again after typing)."""
+        if self.query("HelpPanel"):
+            self.app.action_hide_help_panel()
+            return
         if self.HOME:
             self.query_one(self.HOME).focus()
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.widgets import DataTable, Input, Label, Static
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Input, Label, Markdown, Static
 
 from chatgpt_wecom.channel_text import group_of, message_from
 from chatgpt_wecom.protocol import Event
@@ -18,12 +19,34 @@ from chatgpt_wecom.tui.live import FEEDBACK_MARKS, LIMIT, LiveLog, LiveRow
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
 from chatgpt_wecom.visible import visible
 
-# Every column fits in 120 columns beside a scrollbar; at 80, time, user, from and the question show.
+# (name, least width, priority): columns are shown by priority while they fit — at 80 columns all but latency and
+# tokens — and the room left widens the question and the answer (the detail pane shows both in full).
 COLUMNS = (
-    ("time", 8), ("user", 10), ("from", 16), ("question", 22), ("answer", 20), ("state", 8), ("latency", 7),
-    ("tokens", 9),
+    ("time", 8, 0), ("user", 10, 1), ("from", 16, 3), ("question", 11, 4), ("answer", 10, 5), ("state", 9, 2),
+    ("latency", 7, 6), ("tokens", 9, 7),
 )  # fmt: skip
-FROM_WIDTH = dict(COLUMNS)["from"]
+FROM_WIDTH = 16
+FLEX = ("question", "answer")  # the columns that take the room left over
+CENSORED_MARK = " 🚫"  # on the state of an answer in which words were masked
+
+
+def fit_columns(width: int) -> list[tuple[str, int]]:
+    """The columns that fit a table `width` cells wide (each cell has one cell of padding either side), by
+    priority, in table order, with the room left shared between the question and the answer."""
+    room = width - 2  # the vertical scrollbar
+    chosen: set[str] = set()
+    for name, least, _ in sorted(COLUMNS, key=lambda c: c[2]):
+        if least + 2 > room:
+            break  # lower priorities do not jump the queue
+        chosen.add(name)
+        room -= least + 2
+    widths = {name: least for name, least, _ in COLUMNS if name in chosen}
+    flex = [name for name in FLEX if name in chosen]
+    for n, name in enumerate(flex):
+        widths[name] += room // len(flex) + (1 if n < room % len(flex) else 0)
+    return [(name, widths[name]) for name, _, _ in COLUMNS if name in chosen]
+
+
 STATE_STYLES = {
     "done": "green", "sent": "green", "failed": "bold red", "error": "red", "retrying": "yellow", "waiting": "yellow",
 }  # fmt: skip
@@ -47,6 +70,8 @@ class LiveScreen(OperatorScreen):
         self.user_filter = ""
         self.follow = True
         self._stale = True  # the table does not show the log (not mounted yet, or not current)
+        self.columns: list[tuple[str, int]] = []  # shown now (as the width allows)
+        self._detail: tuple[object, ...] = ()  # what the detail pane shows (redrawn only when it changes)
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="live-bar", classes="toolbar"):
@@ -54,12 +79,30 @@ class LiveScreen(OperatorScreen):
             yield Input(placeholder="filter by user id (/)", id="live-filter")
             yield Label("", id="live-count", classes="counter")
         yield DataTable(id="live-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="live-detail", markup=False)
+        with VerticalScroll(id="live-detail"):
+            yield Static("", id="live-detail-head", markup=False)
+            yield Markdown("", id="live-detail-body")
 
     def on_mount(self) -> None:
+        self._fit(self.size.width or 120)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
+        """Show the columns that fit `width` (the table's margin aside); redraw when they change."""
+        columns = fit_columns(width - 2)
+        if columns == self.columns:
+            return
+        self.columns = columns
         table = self.query_one(DataTable)
-        for name, width in COLUMNS:
-            table.add_column(name, width=width, key=name)
+        table.clear(columns=True)
+        for name, size in columns:
+            table.add_column(name, width=size, key=name)
+        if self.is_current and not self._stale:
+            self.rebuild()
+        else:
+            self._stale = True  # redrawn when the page is shown again
 
     def on_screen_resume(self) -> None:
         if self._stale:
@@ -83,7 +126,7 @@ class LiveScreen(OperatorScreen):
                 continue
             key = str(inbox_id)
             if key in table.rows:
-                for (name, _), value in zip(COLUMNS, self._cells(row), strict=True):
+                for (name, _), value in zip(self.columns, self._cells(row), strict=True):
                     table.update_cell(key, name, value)
             else:
                 table.add_row(*self._cells(row), key=key)
@@ -113,35 +156,37 @@ class LiveScreen(OperatorScreen):
     def _cells(self, row: LiveRow) -> tuple[Text, ...]:
         """The row's cells, as Text: DataTable parses plain strings as markup, and these come from WeCom users."""
         state = row.state if row.error is None or row.state in ("error", "failed") else f"{row.state} ⚠"
-        state += FEEDBACK_MARKS.get(row.feedback or "", "")
+        state += FEEDBACK_MARKS.get(row.feedback or "", "") + (CENSORED_MARK if row.censored else "")
         question = fmt.one_line(row.question, 60) if row.msg_type == "text" else f"[{visible(row.msg_type)}]"
         user = visible(row.user) + (" ▶" if row.source == "playground" else "")
         where = Text(message_from(row.channel, row.chat, row.user), no_wrap=True)
         where.truncate(FROM_WIDTH, overflow="ellipsis")  # a cut group id says so (cells: 技术群 is 6 wide)
-        return (
-            Text(self.ctx.formats.clock(row.at)),
-            Text(user),
-            where,
-            Text(question),
-            Text(fmt.one_line(row.answer or "", 80)),
-            Text(state, STATE_STYLES.get(row.state.split(" ", 1)[0], "")),
-            Text(fmt.latency(row.latency)),
-            Text(fmt.tokens(row.prompt_tokens, row.completion_tokens)),
-        )
+        cells = {
+            "time": Text(self.ctx.formats.clock(row.at)),
+            "user": Text(user),
+            "from": where,
+            "question": Text(question),
+            "answer": Text(fmt.one_line(row.answer or "", 80)),
+            "state": Text(state, STATE_STYLES.get(row.state.split(" ", 1)[0], "")),
+            "latency": Text(fmt.latency(row.latency)),
+            "tokens": Text(fmt.tokens(row.prompt_tokens, row.completion_tokens)),
+        }
+        return tuple(cells[name] for name, _ in self.columns)
 
     # --- detail of the highlighted row ---------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail(event.data_table)
 
     def _show_detail(self, table: DataTable[object]) -> None:
-        detail = self.query_one("#live-detail", Static)
+        """The highlighted row in full: who, where, how it went, the question, and the answer as the user got it
+        (rendered as Markdown, scrollable)."""
         if not table.row_count:
-            detail.update("Waiting for messages… (questions and answers appear here as they happen)", layout=False)
+            self._detail_show(("waiting",), "Waiting for messages… (questions and answers appear here as they happen)")
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         row = self.log_rows.rows.get(int(key)) if key is not None else None
         if row is None:
-            detail.update("", layout=False)
+            self._detail_show((), "")
             return
         group = group_of(row.chat, row.user)
         where = " · ".join([row.channel or "…", *([f"in {group}"] if group is not None else [])])
@@ -150,9 +195,22 @@ class LiveScreen(OperatorScreen):
             head += f" · error: {visible(row.error)}"
         if row.feedback:
             head += f" · rated{FEEDBACK_MARKS[row.feedback]}"
+        if row.censored:
+            head += " · censored: the user got 🚫 in place of blocked words"
         question = visible(row.question, multiline=True)
+        head += f"\nQ: {question}\nA:"
         answer = visible(row.answer, multiline=True) if row.answer is not None else "…"
-        detail.update(f"{head}\nQ: {question}\nA: {answer}", layout=False)
+        self._detail_show((row.inbox_id, head, answer), head, answer)
+
+    def _detail_show(self, key: tuple[object, ...], head: str, answer: str = "") -> None:
+        if key == self._detail:
+            return
+        moved = key[:1] != self._detail[:1]
+        self._detail = key
+        self.query_one("#live-detail-head", Static).update(head)
+        self.query_one("#live-detail-body", Markdown).update(answer)
+        if moved:
+            self.query_one("#live-detail", VerticalScroll).scroll_home(animate=False)
 
     # --- keys ----------------------------------------------------------------------------------------
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -128,8 +128,8 @@ class StatusScreen(OperatorScreen):
     HOME = "#status-scroll"
     RELOAD_ON = frozenset({"bot.paused", "bot.resumed", "config.reloaded", "error", "delivery.failed"})
     BINDINGS: ClassVar = [
-        Binding("p", "pause", "Pause/resume bot"),
-        Binding("c", "reload_config", "Reload config"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("c", "reload_config", "Reload"),
         Binding("ctrl+r", "refresh", "Refresh"),
     ]
 

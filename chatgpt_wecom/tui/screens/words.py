@@ -32,7 +32,7 @@ class WordsScreen(OperatorScreen):
         Binding("a", "add", "Add words"),
         Binding("d,delete", "remove", "Remove word"),
         Binding("slash", "focus_filter", "Filter"),
-        Binding("ctrl+r", "refresh", "Refresh"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False),  # in the keys panel (?): the footer fits 80 columns
     ]
 
     def __init__(self, ctx: Context) -> None:

@@ -19,6 +19,12 @@ class LinkState:
     connecting: bool = True  # no answer either way yet (start-up)
     paused: bool = False
     version: str = ""
+    zone: str = ""  # the zone every time is shown in (the daemon's `timezone`)
+    failures: int = 0  # failed tries in a row since the link was last up
+    gone: bool = False  # the socket file is not there: no daemon is running
+
+
+QUIET_AFTER = 3  # failed tries after which the bar says the daemon is down instead of "reconnecting…"
 
 
 class LinkBar(Static):
@@ -42,10 +48,15 @@ def render(state: LinkState) -> Text:
     if state.connecting:
         return Text.assemble(("◌ connecting… ", "bold"), (visible(state.reason), "dim"))
     if not state.connected:
+        if state.gone or state.failures >= QUIET_AFTER:
+            said = "the daemon is not running" if state.gone else "the daemon does not answer"
+            return Text.assemble((f"○ {said} ", "bold"), (f"({visible(state.reason)}) — still trying", "dim"))
         return Text.assemble(("○ disconnected — reconnecting… ", "bold"), (f"({visible(state.reason)})", "dim"))
     text = Text.assemble(("● connected", "bold green"))
     if state.version:
         text.append(f" · daemon {state.version}", "dim")
+    if state.zone:
+        text.append(f" · times in {visible(state.zone)}", "dim")
     if state.paused:
         text.append("  ⏸ BOT PAUSED", "bold yellow")
     return text
