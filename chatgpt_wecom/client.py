@@ -203,12 +203,20 @@ class ControlClient:
         return await self._post(p.PruneReport, "/prune", p.PruneRequest(dry_run=dry_run, days=days))
 
     # --- the live stream ---------------------------------------------------------------------------
-    async def events(self, on_open: Callable[[], None] | None = None) -> AsyncIterator[p.Event]:
+    async def events(
+        self, on_open: Callable[[], None] | None = None, *, since: int | None = None, boot: str | None = None
+    ) -> AsyncIterator[p.Event]:
         """Follow the live event stream until the daemon goes away (then DaemonNotRunning). `on_open` is called
-        once the daemon has accepted the stream; a refusal (e.g. too many clients) raises ControlError."""
+        once the daemon has accepted the stream; a refusal (e.g. too many clients) raises ControlError.
+
+        `since` (the last seq seen, with the `boot` it was numbered under): first a `stream.resumed` event (seq 0,
+        data a `StreamResumed`: `resumed(event)` reads it), then the kept events after `since`, then live ones."""
+        params = {k: str(v) for k, v in (("since", since), ("boot", boot)) if v is not None}
         try:
             async with self._http().get(
-                f"http://daemon{p.API}/events", timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
+                f"http://daemon{p.API}/events",
+                params=params,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
             ) as resp:
                 if resp.status != 200:
                     raise await _refusal(resp)
@@ -220,3 +228,8 @@ class ControlClient:
                         yield p.Event.model_validate(json.loads(line[5:]))
         except (*_GONE, aiohttp.ClientPayloadError) as exc:
             raise _gone(self.socket_path, exc) from exc
+
+
+def resumed(event: p.Event) -> p.StreamResumed | None:
+    """The replay's description when `event` is the first one of a stream opened with `since`, else None."""
+    return p.StreamResumed.model_validate(event.data) if event.kind == p.RESUMED and event.seq == 0 else None

@@ -22,7 +22,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.channel_text import channel_facts, exchange_where
-from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
+from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning, resumed
 from chatgpt_wecom.config import ConfigError, resolve_socket
 from chatgpt_wecom.visible import visible, visible_json
 
@@ -434,15 +434,35 @@ def _event_line(event: p.Event) -> str:
     return f"{_time(event.at, '%H:%M:%S')} {event.kind:<16} {user} {rest}".rstrip() + dropped
 
 
+def _resumed_line(info: p.StreamResumed) -> str:
+    """What a stream opened with --since replays, and what it cannot."""
+    said = f"replaying {info.replayed} kept event(s) after #{info.since}, then live ones"
+    if info.restarted:
+        said += " (the daemon restarted since: its events are numbered afresh, the old run's are gone)"
+    elif info.lost:
+        said += f" ({info.lost} event(s) after your number are no longer kept)"
+    return said
+
+
 @ctl_app.command()
-def events(ctx: typer.Context) -> None:
-    """Follow the live event stream, one line per event (--json: one JSON object per line); Ctrl-C ends it."""
+def events(
+    ctx: typer.Context,
+    since: Annotated[
+        int | None,
+        typer.Option(min=0, help="First replay the kept events numbered after N (an event's `seq` in --json)."),
+    ] = None,
+) -> None:
+    """Follow the live event stream, one line per event (--json: one JSON object per line); Ctrl-C ends it.
+    With --since N, the daemon's kept events after N come first (it keeps the last 2,000)."""
     as_json = _opts(ctx).json
 
     async def follow(client: ControlClient) -> None:
-        async for event in client.events():
+        async for event in client.events(since=since):
+            info = resumed(event)
             if as_json:
                 _json_out(event.model_dump_json())
+            elif info is not None:
+                _line(_resumed_line(info))
             else:
                 _line(_event_line(event))
 

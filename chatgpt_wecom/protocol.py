@@ -1,7 +1,8 @@
 """Wire models of the control API, shared by the daemon (server) and its clients (`ctl`, the TUI).
 
 JSON over a Unix socket, routes under `/v1`. Errors are `{"error": "...", "code": "..."}` with a 4xx/5xx status.
-The live event stream (`GET /v1/events`) is Server-Sent Events: one `Event` per `data:` line.
+The live event stream (`GET /v1/events`) is Server-Sent Events: one `Event` per `data:` line. With `?since=N&boot=B`
+it first replays the kept events after N (see `StreamResumed`), so a client that reconnects misses nothing.
 
 This module imports neither the daemon nor textual: both sides depend on it, never on each other.
 """
@@ -41,6 +42,22 @@ class Event(BaseModel):
     dropped: int = 0
 
 
+RESUMED = "stream.resumed"  # the first event (seq 0) of a stream opened with `since`; its data is a StreamResumed
+
+
+class StreamResumed(BaseModel):
+    """What a stream opened with `GET /v1/events?since=N&boot=B` replays before it goes on live.
+
+    The daemon keeps the last 2,000 events; `lost` > 0 or `restarted` means the client missed something it cannot
+    get from the stream, and should reload what it shows."""
+
+    boot: str  # this daemon run's numbering: pass it back as `boot` with the next `since`
+    since: int  # the replay is the kept events numbered after this (0 when `restarted`)
+    replayed: int  # how many kept events follow, before the live ones
+    lost: int = 0  # events after `since` no longer kept (the backlog moved past them)
+    restarted: bool = False  # `boot` named another run: the daemon restarted, its numbering began again at 1
+
+
 class ChannelStatus(BaseModel):
     """One configured channel: whether it is up, since when, its last error and reconnects, and its own facts."""
 
@@ -56,6 +73,8 @@ class ChannelStatus(BaseModel):
 class Status(BaseModel):
     version: str
     started_at: float
+    boot: str = ""  # names this run's event numbering (a restart makes a new one)
+    last_event: int = 0  # the newest event's seq: `GET /v1/events?since=<it>&boot=<boot>` goes on from here
     uptime: float
     paused: bool
     pause_notice: str

@@ -161,12 +161,15 @@ class Operator:
 
     async def status(self) -> protocol.Status:
         services, s, now = self._services, self._live.settings, self._clock()
+        last_event = services.bus.last_seq  # before any await: a stream since it misses nothing of this status
         users, questions, messages = await services.history.today(day_start(now, s.zone))
         app = services.channels["wecom"].detail() if "wecom" in services.channels else {}
         notice = self._pause.notice()
         return protocol.Status(
             version=__version__,
             started_at=services.started_at,
+            boot=services.bus.boot,
+            last_event=last_event,
             uptime=time.time() - services.started_at,
             paused=notice is not None,
             pause_notice=notice or s.pause_notice,

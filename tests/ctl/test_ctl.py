@@ -384,6 +384,31 @@ async def test_events_follow_the_live_stream_until_ctrl_c(sock: Path, chat: Chat
     assert results == [(0, ""), (0, "")]
 
 
+async def test_events_since_replays_what_was_missed_first(sock: Path, chat: Chat) -> None:
+    async with ControlClient(sock) as client:
+        since = (await client.status()).last_event
+    await chat.say("eve", "said before ctl events ran")
+    command = ("--json", "events", "--since", str(since))
+    as_json = Follower(
+        await asyncio.create_subprocess_exec(*_command(sock, command), stdout=asyncio.subprocess.PIPE, env=ENV)
+    )
+    human = Follower(
+        await asyncio.create_subprocess_exec(*_command(sock, command[1:]), stdout=asyncio.subprocess.PIPE, env=ENV)
+    )
+    try:
+        await as_json.read_until(lambda line: '"message.done"' in line, "the replayed message.done")
+        head, *replayed = (p.Event.model_validate_json(line) for line in as_json.lines)
+        assert (head.kind, head.seq, head.data["since"], head.data["restarted"]) == ("stream.resumed", 0, since, False)
+        assert [e.seq for e in replayed] == list(range(since + 1, since + 1 + len(replayed)))
+        assert replayed[0].kind == "message.received" and replayed[0].data["text"] == "said before ctl events ran"
+        await human.read_until(lambda line: " message.done " in line, "the replayed message.done")
+        assert human.lines[0] == f"replaying {head.data['replayed']} kept event(s) after #{since}, then live ones"
+    finally:
+        for follower in (as_json, human):
+            follower.proc.send_signal(signal.SIGINT)
+            await asyncio.wait_for(follower.proc.wait(), TIMEOUT)
+
+
 # --- finding the daemon, and not finding it ------------------------------------------------------------
 async def test_daemon_not_running_is_one_line_and_exit_1() -> None:
     nothing = short_socket_path()
