@@ -3,6 +3,11 @@
 A worker loops: ask for the status → follow `GET /v1/events` (connected once the daemon accepts the stream) → on
 any failure report the link down and retry with capped exponential backoff. A daemon that refuses the stream
 (too many live-event clients) leaves the link down with its sentence as the reason, and is asked again later.
+It remembers the last event it saw (its `seq`, and the daemon run's `boot` that numbers them) and opens every
+stream with `since`, so a reconnect first replays what happened while the link was down: the Live page misses
+nothing the daemon still keeps. When the daemon cannot replay all of it — it restarted (a new numbering), or the
+link was down for longer than its backlog — the operator is told; the pages reload what they show on every
+reconnect anyway (`LinkUp`), and History has what the Live page cannot get back.
 Events are not posted one by one: they are buffered and flushed at most every `flush_every` seconds as one
 `DaemonEvents` message, so a burst of 100 events/s costs the UI a few messages a second.
 """
@@ -20,7 +25,7 @@ from textual.app import App
 from textual.message import Message
 
 from chatgpt_wecom import protocol as p
-from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
+from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning, resumed
 
 # What a request to the daemon can fail with when the link is bad (not a bug in the TUI).
 LINK_ERRORS: tuple[type[BaseException], ...] = (
@@ -90,6 +95,8 @@ class Connection:
         self.max_delay = max_delay
         self.flush_every = flush_every
         self.connected = False
+        self.boot: str | None = None  # the daemon run whose numbering `last_seq` is in (None: not connected yet)
+        self.last_seq = 0  # the newest event seen
         self._buffer: list[p.Event] = []
         self._dropped = 0
         self._retry_now = asyncio.Event()
@@ -120,7 +127,16 @@ class Connection:
         while True:
             try:
                 status = await self.client.status()
-                async for event in self.client.events(on_open=functools.partial(self._up, status)):
+                if self.boot is None:  # the first time: go on from the status (a restart since is caught below)
+                    self.boot, self.last_seq = status.boot, status.last_event
+                stream = self.client.events(
+                    on_open=functools.partial(self._up, status), since=self.last_seq, boot=self.boot or None
+                )
+                async for event in stream:
+                    if (info := resumed(event)) is not None:
+                        self._resumed(info)
+                        continue
+                    self.last_seq = max(self.last_seq, event.seq)
                     self._dropped += event.dropped
                     self._buffer.append(event)
                 reason, refused = "the daemon closed the event stream", False
@@ -135,6 +151,17 @@ class Connection:
             else:  # not there, or refused: back off
                 await self._pause(delay)
                 delay = min(delay * 2, self.max_delay)
+
+    def _resumed(self, info: p.StreamResumed) -> None:
+        """The stream says what it replays: take on its numbering, and say when something could not be."""
+        self.boot, self.last_seq = info.boot, info.since
+        if info.restarted or info.lost:
+            self.flush()  # what came before the gap, first
+            if info.restarted:
+                said = "the daemon restarted: what it did while stopping is not in the live log (see History)"
+            else:
+                said = f"{info.lost} events were missed while disconnected, too long ago to replay (see History)"
+            self.app.notify(said, severity="warning", markup=False)
 
     def _up(self, status: p.Status) -> None:
         self.connected = True
