@@ -141,6 +141,10 @@ class ControlClient:
         """Recent exchanges, newest first; `before` pages back."""
         return await self._get(p.ExchangePage, "/conversations", user=user, limit=limit, before=before)
 
+    async def users(self) -> p.Users:
+        """Everyone the daemon knows (messages, conversations, quota counts, access lists), last seen first."""
+        return await self._get(p.Users, "/users")
+
     async def history(self, user: str) -> list[p.Exchange]:
         """A user's whole history, oldest first."""
         return _HISTORY.validate_python(await self._request("GET", f"/users/{quote(user, safe='')}/history"))

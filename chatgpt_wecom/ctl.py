@@ -33,7 +33,10 @@ ctl_app = typer.Typer(
     help="Steer a running daemon through its control socket (found from --config or --socket).",
     no_args_is_help=True,
 )
-users_app = typer.Typer(help="Show and change the access lists: allow, deny, vip, admin.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="List everyone the daemon knows; show and change the access lists: allow, deny, vip, admin.",
+    no_args_is_help=True,
+)
 words_app = typer.Typer(help="Show and change the sensitive words.", no_args_is_help=True)
 quota_app = typer.Typer(help="Show today's usage per user, or reset it.", no_args_is_help=True)
 ctl_app.add_typer(users_app, name="users")
@@ -247,6 +250,48 @@ def _list_commands(name: p.ListName) -> typer.Typer:
 
 for _name in p.LIST_NAMES:
     users_app.add_typer(_list_commands(_name), name=_name)
+
+
+def who(namespace: str, user_id: str) -> str:
+    """A person as the lists and quota commands name them: `namespace:id`, or a plain id for WeCom's (and for a
+    plain list entry)."""
+    return user_id if namespace in ("", "wecom") else f"{namespace}:{user_id}"
+
+
+def _directory_lines(d: p.Users, match: str | None) -> list[str]:
+    needle = (match or "").casefold()
+    users = [
+        u for u in d.users if needle in who(u.namespace, u.user_id).casefold() or needle in (u.name or "").casefold()
+    ]
+    if not users:
+        return ["no users" + (f" matching {match!r}" if match else "")]
+    rows = [
+        (
+            who(u.namespace, u.user_id), u.name or "", _time(u.last_seen, "%Y-%m-%d %H:%M") if u.last_seen else "-",
+            str(u.questions_today), ",".join(u.lists),
+        )
+        for u in users
+    ]  # fmt: skip
+    head = ("user", "name", "last seen", "today", "lists")
+    w = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    lines = [f"{len(users)} users (today: {d.day}, {d.timezone})"]
+    for user, name, seen, today, lists in [head, *rows]:
+        lines.append(f"{user:<{w[0]}}  {name:<{w[1]}}  {seen:<{w[2]}}  {today:>{w[3]}}  {lists}".rstrip())
+    return lines
+
+
+@users_app.command("list")
+def users_list(
+    ctx: typer.Context,
+    match: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="Only users whose id or name contains it.")
+    ] = None,
+) -> None:
+    """Everyone the daemon knows (their messages, conversations, quota counts, the lists), last seen first:
+    id (`namespace:id` outside WeCom), name where the channel gives one, last seen, questions today, lists."""
+    result = _call(ctx, lambda c: c.users())
+    _print(ctx, result, lambda: _directory_lines(result, match))
+
 
 WordsArg = Annotated[list[str], typer.Argument(metavar="WORD", help="Words or phrases (case-insensitive).")]
 

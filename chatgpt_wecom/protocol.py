@@ -137,6 +137,27 @@ class Quotas(BaseModel):
     users: list[UserQuota]
 
 
+class KnownUser(BaseModel):
+    """One person the daemon knows — from their messages, conversations, questions, quota counts or a list."""
+
+    namespace: str  # whose id ("wecom" for the WeCom app and AI bot); "" for a plain id known only from a list
+    user_id: str
+    name: str | None = None  # as their channel gives it (DingTalk's senderNick), where known
+    channel: str | None = None  # the channel of their latest message
+    last_seen: float | None = None  # their latest message or conversation (None: only on a list)
+    questions_today: int = 0  # questions asked since the start of the daemon's local day
+    groups: int = 0  # group chats they talked to the bot in
+    lists: list[ListName] = []  # the access lists that name them (by plain id or `namespace:id`)
+
+
+class Users(BaseModel):
+    """`GET /v1/users`: everyone the daemon knows, most recently seen first (list-only people last, by id)."""
+
+    day: str  # the local date `questions_today` counts
+    timezone: str
+    users: list[KnownUser]
+
+
 class Lists(BaseModel):
     allow: list[str]
     deny: list[str]

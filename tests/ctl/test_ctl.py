@@ -311,6 +311,26 @@ async def test_reload_reports_applied_keys_restart_needs_and_a_bad_config(config
     assert bad.err == "chatgpt-wecom: the config file does not validate; see the daemon's log\n"
 
 
+async def test_users_list_is_the_directory(sock: Path, chat: Chat) -> None:
+    await chat.say("eve", "hello")
+    await ok(sock, "users", "vip", "add", "vera")
+    human, as_json, only_vera = await asyncio.gather(
+        ok(sock, "users", "list"), ok(sock, "--json", "users", "list"), ok(sock, "users", "list", "VER")
+    )
+    directory = p.Users.model_validate_json(as_json.out)
+    assert [(u.namespace, u.user_id, u.questions_today, u.lists) for u in directory.users] == [
+        ("wecom", "eve", 1, []),
+        ("", "vera", 0, ["vip"]),
+    ]
+    lines = human.out.splitlines()
+    assert lines[0] == f"2 users (today: {directory.day}, {directory.timezone})"
+    assert lines[1].split() == ["user", "name", "last", "seen", "today", "lists"]
+    assert lines[2].split()[0] == "eve" and lines[2].split()[-1] == "1"
+    assert lines[3].split() == ["vera", "-", "0", "vip"]
+    head, _, vera = only_vera.out.splitlines()  # TEXT: a part of the id or name, any case
+    assert head.startswith("1 users ") and vera.split() == ["vera", "-", "0", "vip"]
+
+
 # --- events --------------------------------------------------------------------------------------------
 class Follower:
     """`ctl events` running in the background, its stdout read line by line."""

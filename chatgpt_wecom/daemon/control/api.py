@@ -1,6 +1,7 @@
 """The control API: JSON under /v1 on the daemon's Unix socket — the only way `ctl` and the TUI steer it.
 
-Reads: status, conversations, a user's history, quotas, lists, words, templates, audit log.
+Reads: status, conversations, the user directory (everyone the daemon knows), a user's history, quotas, lists,
+words, templates, audit log.
 Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground, a prune.
 Live: `GET /v1/events` streams bus events as Server-Sent Events from a bounded per-client queue; past the bus's
 cap of clients a new one gets 503 `too_many_clients`.
@@ -142,6 +143,10 @@ async def history(request: web.Request) -> web.Response:
     if request.query.get("format") == "md":
         return web.json_response({"markdown": history_markdown(user, items, _svc(request).live.settings.zone)})
     return _json(items)
+
+
+async def users(request: web.Request) -> web.Response:
+    return _json(await _op(request).users())
 
 
 async def quotas(request: web.Request) -> web.Response:
@@ -319,6 +324,7 @@ def make_control_app(services: Services) -> web.Application:
     api = p.API
     r.add_get(f"{api}/status", status)
     r.add_get(f"{api}/conversations", conversations)
+    r.add_get(f"{api}/users", users)
     r.add_get(f"{api}/users/{{user}}/history", history)
     r.add_post(f"{api}/users/{{user}}/context/clear", clear_context)
     r.add_get(f"{api}/quotas", quotas)
