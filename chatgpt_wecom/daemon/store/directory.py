@@ -1,10 +1,11 @@
 """The people the daemon knows, from what it stores: who wrote (the inbox), who talked where (conversations), who
 asked today (exchanges) and who was counted against today's quota. The access lists are the caller's to add.
 
-One query, a few index walks: the inbox's latest message per person comes from `inbox_person` (namespace,
-user_id, id) — a covering index scan, ~0.2 s for a million messages from 10,000 people, ~1.3 s without it —
-and today's questions and counts from the time and day indexes. A person's name is the one their latest message
-carried (DingTalk's `senderNick`, stored as `sender_nick` in the payload); pruned messages keep none.
+One query, grouped once: the inbox's latest message per person comes from `inbox_person` (namespace, user_id,
+id) — a covering index scan, ~0.3 s for a million messages from 10,000 people, ~1.9 s without it
+(bench/users.py) — and today's questions and counts from the time and day indexes. A person's name is the one
+their latest message carried (DingTalk's `senderNick`, stored as `sender_nick` in the payload); pruned messages
+keep none.
 """
 
 from __future__ import annotations
