@@ -115,6 +115,7 @@ class Exchange(BaseModel):
     namespace: str = "wecom"  # whose user id (the WeCom app and AI bot share "wecom")
     chat: str = ""  # where it was asked: the user's id for a private chat, else a group's id
     feedback: str | None = None  # the user's verdict on the answer (the AI bot's 👍/👎): "good" | "bad"
+    inbox_id: int | None = None  # the message it answers (what events name as `inbox_id`)
 
 
 class ExchangePage(BaseModel):

@@ -14,6 +14,7 @@ from chatgpt_wecom.config import Settings
 from chatgpt_wecom.tui import OperatorApp
 from chatgpt_wecom.tui.screens.live import LiveScreen
 from tests.daemon_runner import DaemonRunner
+from tests.fakes.model import FakeModel
 from tests.tui.conftest import SIZE, connected, tui, wait_for
 
 
@@ -119,3 +120,28 @@ async def test_a_restarted_daemon_is_caught_up_from_its_own_numbering(
             await wait_for(pilot, lambda: any("the daemon restarted" in t for t in toasts), "the restart said")
             await second.say("carol", "live after the restart")
             await wait_for(pilot, lambda: len(rows(app)) == 5 and rows(app)[4][2] == "done", "a live one after")
+
+
+async def test_an_answer_finished_while_the_daemon_stopped_is_filled_in_after_the_restart(
+    settings: Settings, model: FakeModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tui(settings.socket_path)
+    async with app.run_test(size=SIZE) as pilot:
+        async with DaemonRunner(settings) as first:
+            await connected(pilot)
+            model.set_delay(1.0)  # still answering when the stop begins; the stop waits for it (shutdown_grace)
+            await first.ask("alice", "answered during the stop", 9101)
+            await wait_for(pilot, lambda: [r[2] for r in rows(app)] == ["answering"], "the answer under way")
+            gate = hold_link(app, monkeypatch)
+        # The event stream closed when the stop began: the answer's events went to nobody, and a new run does not
+        # have them.
+        assert rows(app)[0][2] == "answering"
+        model.set_delay(0.0)
+        async with DaemonRunner(settings) as second:
+            await second.idle()
+            gate.set()
+            await connected(pilot)
+            said = "answered during the stop"
+            await wait_for(pilot, lambda: rows(app)[0][3] == f"echo: {said}", "the stored answer filled in")
+            assert rows(app)[0][2] in ("answered", "sent", "done")
+            assert len(rows(app)) == 1
