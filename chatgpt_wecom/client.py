@@ -158,6 +158,10 @@ class ControlClient:
         """Recent exchanges, newest first; `before` pages back."""
         return await self._get(p.ExchangePage, "/conversations", user=user, limit=limit, before=before)
 
+    async def users(self) -> p.Users:
+        """Everyone the daemon knows (messages, conversations, quota counts, access lists), last seen first."""
+        return await self._get(p.Users, "/users")
+
     async def history(self, user: str) -> list[p.Exchange]:
         """A user's whole history, oldest first."""
         return _HISTORY.validate_python(await self._request("GET", f"/users/{quote(user, safe='')}/history"))
@@ -231,12 +235,20 @@ class ControlClient:
         return await self._post(p.PruneReport, "/prune", _body(p.PruneRequest, dry_run=dry_run, days=days))
 
     # --- the live stream ---------------------------------------------------------------------------
-    async def events(self, on_open: Callable[[], None] | None = None) -> AsyncIterator[p.Event]:
+    async def events(
+        self, on_open: Callable[[], None] | None = None, *, since: int | None = None, boot: str | None = None
+    ) -> AsyncIterator[p.Event]:
         """Follow the live event stream until the daemon goes away (then DaemonNotRunning). `on_open` is called
-        once the daemon has accepted the stream; a refusal (e.g. too many clients) raises ControlError."""
+        once the daemon has accepted the stream; a refusal (e.g. too many clients) raises ControlError.
+
+        `since` (the last seq seen, with the `boot` it was numbered under): first a `stream.resumed` event (seq 0,
+        data a `StreamResumed`: `resumed(event)` reads it), then the kept events after `since`, then live ones."""
+        params = {k: str(v) for k, v in (("since", since), ("boot", boot)) if v is not None}
         try:
             async with self._http().get(
-                f"http://daemon{p.API}/events", timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
+                f"http://daemon{p.API}/events",
+                params=params,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
             ) as resp:
                 if resp.status != 200:
                     raise await _refusal(resp)
@@ -248,3 +260,8 @@ class ControlClient:
                         yield p.Event.model_validate(json.loads(line[5:]))
         except (*_GONE, aiohttp.ClientPayloadError) as exc:
             raise _gone(self.socket_path, exc) from exc
+
+
+def resumed(event: p.Event) -> p.StreamResumed | None:
+    """The replay's description when `event` is the first one of a stream opened with `since`, else None."""
+    return p.StreamResumed.model_validate(event.data) if event.kind == p.RESUMED and event.seq == 0 else None

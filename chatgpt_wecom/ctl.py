@@ -25,7 +25,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.channel_text import channel_facts, exchange_where
-from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
+from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning, resumed
 from chatgpt_wecom.config import ConfigError, resolve_socket
 from chatgpt_wecom.visible import visible, visible_json
 
@@ -36,7 +36,10 @@ ctl_app = typer.Typer(
     help="Steer a running daemon through its control socket (found from --config or --socket).",
     no_args_is_help=True,
 )
-users_app = typer.Typer(help="Show and change the access lists: allow, deny, vip, admin.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="List everyone the daemon knows; show and change the access lists: allow, deny, vip, admin.",
+    no_args_is_help=True,
+)
 words_app = typer.Typer(help="Show and change the sensitive words.", no_args_is_help=True)
 quota_app = typer.Typer(help="Show today's usage per user, or reset it.", no_args_is_help=True)
 ctl_app.add_typer(users_app, name="users")
@@ -324,6 +327,48 @@ def _list_commands(name: p.ListName) -> typer.Typer:
 for _name in p.LIST_NAMES:
     users_app.add_typer(_list_commands(_name), name=_name)
 
+
+def who(namespace: str, user_id: str) -> str:
+    """A person as the lists and quota commands name them: `namespace:id`, or a plain id for WeCom's (and for a
+    plain list entry)."""
+    return user_id if namespace in ("", "wecom") else f"{namespace}:{user_id}"
+
+
+def _directory_lines(d: p.Users, match: str | None) -> list[str]:
+    needle = (match or "").casefold()
+    users = [
+        u for u in d.users if needle in who(u.namespace, u.user_id).casefold() or needle in (u.name or "").casefold()
+    ]
+    if not users:
+        return ["no users" + (f" matching {match!r}" if match else "")]
+    rows = [
+        (
+            who(u.namespace, u.user_id), u.name or "", _time(u.last_seen, "%Y-%m-%d %H:%M") if u.last_seen else "-",
+            str(u.questions_today), ",".join(u.lists),
+        )
+        for u in users
+    ]  # fmt: skip
+    head = ("user", "name", "last seen", "today", "lists")
+    w = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    lines = [f"{len(users)} users (today: {d.day}, {d.timezone})"]
+    for user, name, seen, today, lists in [head, *rows]:
+        lines.append(f"{user:<{w[0]}}  {name:<{w[1]}}  {seen:<{w[2]}}  {today:>{w[3]}}  {lists}".rstrip())
+    return lines
+
+
+@users_app.command("list")
+def users_list(
+    ctx: typer.Context,
+    match: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="Only users whose id or name contains it.")
+    ] = None,
+) -> None:
+    """Everyone the daemon knows (their messages, conversations, quota counts, the lists), last seen first:
+    id (`namespace:id` outside WeCom), name where the channel gives one, last seen, questions today, lists."""
+    result = _call(ctx, lambda c: c.users())
+    _print(ctx, result, lambda: _directory_lines(result, match))
+
+
 WordsArg = Annotated[list[str], typer.Argument(metavar="WORD", help="Words or phrases (case-insensitive).")]
 
 
@@ -534,17 +579,37 @@ def _event_line(event: p.Event, tz: str) -> str:
     return f"{_time(event.at, tz, '%H:%M:%S')} {event.kind:<16} {user} {rest}".rstrip() + dropped
 
 
+def _resumed_line(info: p.StreamResumed) -> str:
+    """What a stream opened with --since replays, and what it cannot."""
+    said = f"replaying {info.replayed} kept event(s) after #{info.since}, then live ones"
+    if info.restarted:
+        said += " (the daemon restarted since: its events are numbered afresh, the old run's are gone)"
+    elif info.lost:
+        said += f" ({info.lost} event(s) after your number are no longer kept)"
+    return said
+
+
 @ctl_app.command()
-def events(ctx: typer.Context) -> None:
+def events(
+    ctx: typer.Context,
+    since: Annotated[
+        int | None,
+        typer.Option(min=0, help="First replay the kept events numbered after N (an event's `seq` in --json)."),
+    ] = None,
+) -> None:
     """Follow the live event stream, one line per event (--json: one JSON object per line); Ctrl-C ends it.
-    Times are in the daemon's timezone."""
+    With --since N, the daemon's kept events after N come first (it keeps the last 2,000). Times are in the
+    daemon's timezone."""
     as_json = _opts(ctx).json
 
     async def follow(client: ControlClient) -> None:
         tz = "" if as_json else (await client.status()).timezone
-        async for event in client.events():
+        async for event in client.events(since=since):
+            info = resumed(event)
             if as_json:
                 _json_out(event.model_dump_json())
+            elif info is not None:
+                _line(_resumed_line(info))
             else:
                 _line(_event_line(event, tz))
 

@@ -1,7 +1,8 @@
 """Wire models of the control API, shared by the daemon (server) and its clients (`ctl`, the TUI).
 
 JSON over a Unix socket, routes under `/v1`. Errors are `{"error": "...", "code": "..."}` with a 4xx/5xx status.
-The live event stream (`GET /v1/events`) is Server-Sent Events: one `Event` per `data:` line.
+The live event stream (`GET /v1/events`) is Server-Sent Events: one `Event` per `data:` line. With `?since=N&boot=B`
+it first replays the kept events after N (see `StreamResumed`), so a client that reconnects misses nothing.
 
 This module imports neither the daemon nor textual: both sides depend on it, never on each other.
 """
@@ -82,6 +83,22 @@ class Event(BaseModel):
     dropped: int = 0
 
 
+RESUMED = "stream.resumed"  # the first event (seq 0) of a stream opened with `since`; its data is a StreamResumed
+
+
+class StreamResumed(BaseModel):
+    """What a stream opened with `GET /v1/events?since=N&boot=B` replays before it goes on live.
+
+    The daemon keeps the last 2,000 events; `lost` > 0 or `restarted` means the client missed something it cannot
+    get from the stream, and should reload what it shows."""
+
+    boot: str  # this daemon run's numbering: pass it back as `boot` with the next `since`
+    since: int  # the replay is the kept events numbered after this (0 when `restarted`)
+    replayed: int  # how many kept events follow, before the live ones
+    lost: int = 0  # events after `since` no longer kept (the backlog moved past them)
+    restarted: bool = False  # `boot` named another run: the daemon restarted, its numbering began again at 1
+
+
 class ChannelStatus(BaseModel):
     """One configured channel: whether it is up, since when, its last error and reconnects, and its own facts."""
 
@@ -112,6 +129,8 @@ class Blocked(BaseModel):
 class Status(BaseModel):
     version: str
     started_at: float
+    boot: str = ""  # names this run's event numbering (a restart makes a new one)
+    last_event: int = 0  # the newest event's seq: `GET /v1/events?since=<it>&boot=<boot>` goes on from here
     uptime: float
     paused: bool
     pause_notice: str
@@ -154,6 +173,7 @@ class Exchange(BaseModel):
     namespace: str = "wecom"  # whose user id (the WeCom app and AI bot share "wecom")
     chat: str = ""  # where it was asked: the user's id for a private chat, else a group's id
     feedback: str | None = None  # the user's verdict on the answer (the AI bot's 👍/👎): "good" | "bad"
+    inbox_id: int | None = None  # the message it answers (what events name as `inbox_id`)
 
 
 class ExchangePage(BaseModel):
@@ -175,6 +195,27 @@ class Quotas(BaseModel):
     limit: int  # max_request; 0 = no limit
     timezone: str
     users: list[UserQuota]
+
+
+class KnownUser(BaseModel):
+    """One person the daemon knows — from their messages, conversations, questions, quota counts or a list."""
+
+    namespace: str  # whose id ("wecom" for the WeCom app and AI bot); "" for a plain id known only from a list
+    user_id: str
+    name: str | None = None  # as their channel gives it (DingTalk's senderNick), where known
+    channel: str | None = None  # the channel of their latest message
+    last_seen: float | None = None  # their latest message or conversation (None: only on a list)
+    questions_today: int = 0  # questions asked since the start of the daemon's local day
+    groups: int = 0  # group chats they talked to the bot in
+    lists: list[ListName] = []  # the access lists that name them (by plain id or `namespace:id`)
+
+
+class Users(BaseModel):
+    """`GET /v1/users`: everyone the daemon knows, most recently seen first (list-only people last, by id)."""
+
+    day: str  # the local date `questions_today` counts
+    timezone: str
+    users: list[KnownUser]
 
 
 class Lists(BaseModel):

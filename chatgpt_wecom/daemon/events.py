@@ -4,12 +4,17 @@ Publishing never blocks and never fails: each subscriber has a bounded queue, an
 loses the oldest events and is told how many (`dropped`) with its next one. A slow client can never slow the
 daemon. The number of subscribers is capped (`max_subscribers`), so clients that never read cannot add up:
 past it, `subscribe` raises `TooManySubscribers`.
+
+Events are numbered (`seq`, from 1, per daemon run: a restarted daemon starts again at 1 under a new `boot` id) and
+the last `backlog_size` are kept in a ring, so a client that was away can ask for what it missed (`replay`). The
+ring is bounded in count; each event carries at most `PREVIEW` characters of text, so it stays a few MiB at worst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -18,6 +23,7 @@ from typing import Any
 
 ERROR_KINDS = frozenset({"error", "delivery.failed"})
 MAX_SUBSCRIBERS = 32  # live-event clients (each TUI or `ctl events` is one); ~0.2 MiB each when it never reads
+BACKLOG = 2000  # events kept for clients that reconnect (`GET /v1/events?since=N`)
 PREVIEW = 2000  # characters of a question or answer carried by an event; the history has the rest
 
 
@@ -85,15 +91,26 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, queue_size: int = 1000, keep_errors: int = 20, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
+    def __init__(
+        self,
+        queue_size: int = 1000,
+        keep_errors: int = 20,
+        max_subscribers: int = MAX_SUBSCRIBERS,
+        backlog_size: int = BACKLOG,
+    ) -> None:
         self._subscribers: set[Subscription] = set()
         self._queue_size = queue_size
         self.max_subscribers = max_subscribers
         self._seq = itertools.count(1)
+        self.last_seq = 0  # the newest event's number (0: none yet)
+        self.boot = secrets.token_hex(8)  # names this run's numbering: a restarted daemon has another
+        self.backlog: deque[Event] = deque(maxlen=backlog_size)
         self.recent_errors: deque[Event] = deque(maxlen=keep_errors)  # for the status page
 
     def publish(self, kind: str, **data: Any) -> None:
         event = Event(kind, data, next(self._seq))
+        self.last_seq = event.seq
+        self.backlog.append(event)
         if kind in ERROR_KINDS:
             self.recent_errors.append(event)
         for sub in tuple(self._subscribers):
@@ -106,3 +123,11 @@ class EventBus:
         sub = Subscription(self, queue_size or self._queue_size)
         self._subscribers.add(sub)
         return sub
+
+    def replay(self, since: int) -> tuple[list[Event], int]:
+        """The kept events numbered after `since`, oldest first, and how many after `since` are no longer kept
+        (the ring moved past them). Call it right after `subscribe` (no await between): the two then meet
+        exactly, and a live event numbered at or below the last replayed one is a duplicate to skip."""
+        kept = [e for e in self.backlog if e.seq > since] if self.backlog and self.backlog[-1].seq > since else []
+        oldest = self.backlog[0].seq if self.backlog else self.last_seq + 1
+        return kept, max(0, oldest - 1 - since)

@@ -20,7 +20,7 @@ def as_wire(rows: Iterable[StoredExchange]) -> list[p.Exchange]:
             id=x.id, user_id=x.user_id, mode=x.mode, question=x.question, answer=x.answer, error=x.error,
             model=x.model, prompt_tokens=x.prompt_tokens, completion_tokens=x.completion_tokens,
             asked_at=x.asked_at, answered_at=x.answered_at, namespace=x.namespace, chat=x.chat,
-            feedback=x.feedback,
+            feedback=x.feedback, inbox_id=x.inbox_id,
         )
         for x in rows
     ]  # fmt: skip

@@ -25,6 +25,7 @@ from chatgpt_wecom.daemon.store.audit import audit
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
 from chatgpt_wecom.daemon.store.state import DaemonState
+from chatgpt_wecom.daemon.store.usage import split_person
 
 if TYPE_CHECKING:
     from chatgpt_wecom.daemon.services import Services
@@ -180,12 +181,15 @@ class Operator:
 
     async def status(self) -> protocol.Status:
         services, s, now = self._services, self._live.settings, self._clock()
+        last_event = services.bus.last_seq  # before any await: a stream since it misses nothing of this status
         users, questions, messages = await services.history.today(day_start(now, s.zone))
         app = services.channels["wecom"].detail() if "wecom" in services.channels else {}
         notice = self._pause.notice()
         return protocol.Status(
             version=__version__,
             started_at=services.started_at,
+            boot=services.bus.boot,
+            last_event=last_event,
             uptime=time.time() - services.started_at,
             paused=notice is not None,
             pause_notice=notice or s.pause_notice,
@@ -230,6 +234,34 @@ class Operator:
             )
             for c in self._services.channels.values()
         ]  # fmt: skip
+
+    async def users(self) -> protocol.Users:
+        """The user directory: every stored person, then list entries that name nobody stored yet."""
+        s, now = self._live.settings, self._clock()
+        lists = self._services.policy.lists
+        people = await self._services.directory.people(day_start(now, s.zone), self._services.responder.local_day(now))
+        users = [
+            protocol.KnownUser(
+                namespace=x.namespace, user_id=x.user_id, name=x.name, channel=x.channel, last_seen=x.last_seen,
+                questions_today=x.questions_today, groups=x.groups,
+                lists=[n for n in protocol.LIST_NAMES if lists.has(n, x.user_id, x.namespace)],
+            )
+            for x in people
+        ]  # fmt: skip
+        known = {u.user_id.casefold() for u in users} | {f"{u.namespace}:{u.user_id}".casefold() for u in users}
+        listed: dict[str, protocol.KnownUser] = {}
+        for name in protocol.LIST_NAMES:
+            for entry in lists.members(name):
+                if entry.casefold() in known:
+                    continue
+                namespace, user_id = split_person(entry)
+                user = listed.setdefault(
+                    entry.casefold(), protocol.KnownUser(namespace=(namespace or "").lower(), user_id=user_id)
+                )
+                user.lists.append(name)
+        users.sort(key=lambda u: (-(u.last_seen or 0), u.user_id.casefold()))
+        users += sorted(listed.values(), key=lambda u: (u.user_id.casefold(), u.namespace))
+        return protocol.Users(day=self._services.responder.local_day(now), timezone=s.timezone, users=users)
 
     async def quotas(self) -> protocol.Quotas:
         s, now = self._live.settings, self._clock()

@@ -46,6 +46,7 @@ from chatgpt_wecom.daemon.pruner import Pruner
 from chatgpt_wecom.daemon.store.audit import AuditLog
 from chatgpt_wecom.daemon.store.conversations import ConversationStore
 from chatgpt_wecom.daemon.store.db import Database
+from chatgpt_wecom.daemon.store.directory import DirectoryStore
 from chatgpt_wecom.daemon.store.drafts import DraftStore
 from chatgpt_wecom.daemon.store.feedback import FeedbackStore
 from chatgpt_wecom.daemon.store.history import HistoryStore
@@ -135,6 +136,7 @@ class Services:
         self.conversations = ConversationStore(self.db)
         self.usage = UsageStore(self.db)
         self.history = HistoryStore(self.db)
+        self.directory = DirectoryStore(self.db)
         self.audit = AuditLog(self.db)
         self.state = DaemonState(self.db)
         self.pruner = Pruner(RetentionStore(self.db, s.data_dir), self.live, t.clock,

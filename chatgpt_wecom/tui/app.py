@@ -18,7 +18,7 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from chatgpt_wecom.tui.connection import Connection, DaemonEvents, LinkDown, LinkUp
+from chatgpt_wecom.tui.connection import Connection, DaemonEvents, LinkDown, LinkUp, Settled
 from chatgpt_wecom.tui.formats import Formats
 from chatgpt_wecom.tui.live import LIMIT as LIVE_LIMIT
 from chatgpt_wecom.tui.screens import PAGES, Context, OperatorScreen
@@ -164,6 +164,10 @@ class OperatorApp(App[None]):
             self.notify(f"{first.get('error', '')}{more}", title=title, severity="error", markup=False)
         for page in self.pages.values():
             page.ingest(message.events)
+
+    def on_settled(self, message: Settled) -> None:
+        for page in self.pages.values():
+            page.settle(message.exchanges)
 
     # --- command palette ---------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatgpt_wecom.protocol import Event
+from chatgpt_wecom.protocol import Event, Exchange
 from chatgpt_wecom.tui.formats import duration
 
 LIMIT = 500  # rows kept; older ones are evicted
@@ -88,6 +88,38 @@ class LiveLog:
             if inbox_id not in seen:
                 seen.add(inbox_id)
                 changes.touched.append(inbox_id)
+        self._evict(changes, seen)
+        return changes
+
+    def settle(self, exchanges: Iterable[Exchange]) -> Changes:
+        """Fold in stored exchanges (oldest first) whose events could not be replayed — e.g. answers a daemon
+        finished while it was stopping: a row still waiting gets its answer (or error), and a message never seen
+        gets a row ("from" is then the exchange's namespace: the stored exchange does not name its channel)."""
+        changes = Changes()
+        for x in exchanges:
+            if x.inbox_id is None:
+                continue
+            row = self.rows.get(x.inbox_id)
+            if row is None:
+                if x.inbox_id <= self._evicted_upto:
+                    continue
+                row = LiveRow(x.inbox_id, x.user_id, x.asked_at, x.namespace, x.chat, x.question, mode=x.mode)
+                self.rows[x.inbox_id] = row
+            elif row.state not in ("received", "answering") or row.answer is not None:
+                continue  # its events told more than the exchange can
+            row.mode = row.mode or x.mode
+            row.prompt_tokens, row.completion_tokens = x.prompt_tokens, x.completion_tokens
+            if x.answer is not None:
+                row.answer, row.state = x.answer, "answered"
+                row.latency = x.answered_at - x.asked_at if x.answered_at is not None else None
+            else:
+                row.error, row.state = x.error, "error"
+            if x.inbox_id not in changes.touched:
+                changes.touched.append(x.inbox_id)
+        self._evict(changes, set(changes.touched))
+        return changes
+
+    def _evict(self, changes: Changes, seen: set[int]) -> None:
         while len(self.rows) > self.limit:
             old, _ = self.rows.popitem(last=False)
             self._evicted_upto = max(self._evicted_upto, old)
@@ -95,7 +127,6 @@ class LiveLog:
             if old in seen:
                 seen.discard(old)
                 changes.touched.remove(old)
-        return changes
 
     def _row(self, inbox_id: int, event: Event) -> LiveRow | None:
         row = self.rows.get(inbox_id)

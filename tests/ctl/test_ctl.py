@@ -284,6 +284,26 @@ async def test_reload_reports_applied_keys_restart_needs_and_a_bad_config(config
     ]
 
 
+async def test_users_list_is_the_directory(sock: Path, chat: Chat) -> None:
+    await chat.say("eve", "hello")
+    await ok(sock, "users", "vip", "add", "vera")
+    human, as_json, only_vera = await asyncio.gather(
+        ok(sock, "users", "list"), ok(sock, "--json", "users", "list"), ok(sock, "users", "list", "VER")
+    )
+    directory = p.Users.model_validate_json(as_json.out)
+    assert [(u.namespace, u.user_id, u.questions_today, u.lists) for u in directory.users] == [
+        ("wecom", "eve", 1, []),
+        ("", "vera", 0, ["vip"]),
+    ]
+    lines = human.out.splitlines()
+    assert lines[0] == f"2 users (today: {directory.day}, {directory.timezone})"
+    assert lines[1].split() == ["user", "name", "last", "seen", "today", "lists"]
+    assert lines[2].split()[0] == "eve" and lines[2].split()[-1] == "1"
+    assert lines[3].split() == ["vera", "-", "0", "vip"]
+    head, _, vera = only_vera.out.splitlines()  # TEXT: a part of the id or name, any case
+    assert head.startswith("1 users ") and vera.split() == ["vera", "-", "0", "vip"]
+
+
 # --- events --------------------------------------------------------------------------------------------
 class Follower:
     """`ctl events` running in the background, its stdout read line by line."""
@@ -355,6 +375,31 @@ async def test_events_follow_the_live_stream_until_ctrl_c(sock: Path, chat: Chat
     finally:
         results = [await as_json.stop(), await human.stop()]
     assert results == [(0, ""), (0, "")]
+
+
+async def test_events_since_replays_what_was_missed_first(sock: Path, chat: Chat) -> None:
+    async with ControlClient(sock) as client:
+        since = (await client.status()).last_event
+    await chat.say("eve", "said before ctl events ran")
+    command = ("--json", "events", "--since", str(since))
+    as_json = Follower(
+        await asyncio.create_subprocess_exec(*_command(sock, command), stdout=asyncio.subprocess.PIPE, env=ENV)
+    )
+    human = Follower(
+        await asyncio.create_subprocess_exec(*_command(sock, command[1:]), stdout=asyncio.subprocess.PIPE, env=ENV)
+    )
+    try:
+        await as_json.read_until(lambda line: '"message.done"' in line, "the replayed message.done")
+        head, *replayed = (p.Event.model_validate_json(line) for line in as_json.lines)
+        assert (head.kind, head.seq, head.data["since"], head.data["restarted"]) == ("stream.resumed", 0, since, False)
+        assert [e.seq for e in replayed] == list(range(since + 1, since + 1 + len(replayed)))
+        assert replayed[0].kind == "message.received" and replayed[0].data["text"] == "said before ctl events ran"
+        await human.read_until(lambda line: " message.done " in line, "the replayed message.done")
+        assert human.lines[0] == f"replaying {head.data['replayed']} kept event(s) after #{since}, then live ones"
+    finally:
+        for follower in (as_json, human):
+            follower.proc.send_signal(signal.SIGINT)
+            await asyncio.wait_for(follower.proc.wait(), TIMEOUT)
 
 
 # --- finding the daemon, and not finding it ------------------------------------------------------------

@@ -40,10 +40,12 @@ class MemoryChannel(Channel):
     def add_routes(self, app: web.Application, intake: Intake) -> None:
         self._intake = intake  # no routes: its "transport" is `receive`
 
-    async def receive(self, user: str, text: str, chat: str = "") -> int:
-        """A message from `user` in `chat` ("" the private chat), stored by the daemon; its inbox id."""
+    async def receive(self, user: str, text: str, chat: str = "", payload: dict[str, str] | None = None) -> int:
+        """A message from `user` in `chat` ("" the private chat), stored by the daemon; its inbox id. `payload`:
+        what the transport carried besides (e.g. `sender_nick`, as DingTalk's messages do)."""
         assert self._intake is not None, "the daemon has not taken this channel in yet"
-        inbox_id = await self._intake(self, Inbound(f"m{next(KEYS)}", user, "text", text, chat=chat))
+        message = Inbound(f"m{next(KEYS)}", user, "text", text, chat=chat, payload=payload or {})
+        inbox_id = await self._intake(self, message)
         assert inbox_id is not None
         return inbox_id
 

@@ -129,7 +129,7 @@ async def test_snapshot_quotas(snap_compare: SnapCompare, fixed_daemon: DaemonRu
     await seed(fixed_daemon)
 
     async def ready(pilot: Pilot[Any]) -> None:
-        await until(pilot, lambda: pilot.app.screen.query_one("#quota-table").row_count == 2)  # type: ignore[attr-defined]
+        await until(pilot, lambda: pilot.app.screen.query_one("#quota-table").row_count == 6)  # type: ignore[attr-defined]
 
     assert await snapshot(snap_compare, fixed_daemon.settings.socket_path, "quotas", ready)
 
@@ -140,7 +140,7 @@ async def test_snapshot_history(snap_compare: SnapCompare, fixed_daemon: DaemonR
 
     async def ready(pilot: Pilot[Any]) -> None:
         users = pilot.app.screen.query_one("#history-users")
-        await until(pilot, lambda: users.option_count == 2)  # type: ignore[attr-defined]
+        await until(pilot, lambda: users.option_count == 6)  # type: ignore[attr-defined]
         await pilot.press("enter")
         await until(pilot, lambda: "alice: 2 exchanges" in str(pilot.app.screen.query_one("#history-title").content))  # type: ignore[attr-defined]
 

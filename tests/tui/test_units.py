@@ -11,7 +11,7 @@ import pytest
 from textual.app import App
 from textual.pilot import Pilot
 
-from chatgpt_wecom.protocol import Event
+from chatgpt_wecom.protocol import Event, Exchange
 from chatgpt_wecom.tui import SCREEN_NAMES, OperatorApp, make_app, run_tui
 from chatgpt_wecom.tui.formats import Formats, duration, one_line, tokens
 from chatgpt_wecom.tui.live import LiveLog
@@ -72,6 +72,30 @@ def test_live_log_is_bounded_and_ignores_late_events_of_evicted_rows() -> None:
     assert changes.touched == [9, 10, 11] and list(log.rows) == [9, 10, 11]
     log.clear()
     assert len(log) == 0 and not log.ingest([ev(100, "reply.stored", inbox_id=10, text="late")])
+
+
+def stored(inbox_id: int, answer: str | None = "ok", error: str | None = None) -> Exchange:
+    return Exchange(
+        id=inbox_id, inbox_id=inbox_id, user_id="bob", mode="单聊", question=f"q{inbox_id}", answer=answer, error=error,
+        model="m", prompt_tokens=3, completion_tokens=4, asked_at=100.0, answered_at=102.5, namespace="wecom",
+        chat="bob",
+    )  # fmt: skip
+
+
+def test_live_log_settles_rows_from_stored_exchanges_after_a_gap() -> None:
+    log = LiveLog(limit=4)
+    log.ingest([*lifecycle(1)[:2], *lifecycle(2, "carol"), ev(40, "message.done", inbox_id=2)])  # 1 answering
+    log.ingest(lifecycle(3)[:1])
+    changes = log.settle([stored(1, "the answer"), stored(2, "other"), stored(3, None, "timeout"), stored(4)])
+    assert changes.touched == [1, 3, 4]  # 2 was done: its events said more than the exchange can
+    assert (log.rows[1].state, log.rows[1].answer, log.rows[1].latency) == ("answered", "the answer", 2.5)
+    assert (log.rows[1].question, log.rows[1].channel) == ("q1", "dingtalk")  # what its events said stays
+    assert (log.rows[2].state, log.rows[2].answer) == ("done", "a2")
+    assert (log.rows[3].state, log.rows[3].error) == ("error", "timeout")
+    row = log.rows[4]  # never seen: a row from the stored exchange
+    assert (row.user, row.question, row.channel, row.chat, row.state) == ("bob", "q4", "wecom", "bob", "answered")
+    log.settle([stored(5)])  # bounded like events
+    assert list(log.rows) == [2, 3, 4, 5] and not log.settle([stored(1)])  # evicted: not resurrected
 
 
 def test_formats() -> None:

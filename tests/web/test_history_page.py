@@ -79,7 +79,7 @@ async def test_downloads(daemon: DaemonRunner, wecom: FakeWeCom, model: FakeMode
     assert {x["user_id"] for x in items} == {"alice"}
     assert set(items[0]) == {"id", "user_id", "mode", "question", "answer", "error", "model",
                              "prompt_tokens", "completion_tokens", "asked_at", "answered_at",
-                             "namespace", "chat", "feedback"}  # fmt: skip
+                             "namespace", "chat", "feedback", "inbox_id"}  # fmt: skip
     assert (items[0]["namespace"], items[0]["chat"]) == ("wecom", "alice")  # a private chat with the app
 
 

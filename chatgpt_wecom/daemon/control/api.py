@@ -1,10 +1,20 @@
 """The control API: JSON under /v1 on the daemon's Unix socket — the only way `ctl` and the TUI steer it.
 
-Reads: status, conversations, a user's history, quotas, lists, words, templates, audit log, the recent log lines.
+Reads: status, conversations, the user directory (everyone the daemon knows), a user's history, quotas, lists,
+words, templates, audit log, the recent log lines.
 Writes: lists, words, quota resets, clearing a context, pause/resume, reload, the playground, a prune, retrying
 blocked deliveries now.
 Live: `GET /v1/events` streams bus events as Server-Sent Events from a bounded per-client queue; past the bus's
 cap of clients a new one gets 503 `too_many_clients`.
+
+Catching up: events are numbered (`seq`, per daemon run, named by `Status.boot`) and the bus keeps the last 2,000.
+`GET /v1/events?since=N&boot=B` starts with one `stream.resumed` event (seq 0, data `StreamResumed`), then replays
+every kept event numbered after N, in order, then goes on live — no gap and no duplicate between the two.
+- `lost` > 0: N is older than the backlog; that many events after N are gone (reload what you show).
+- `restarted`: B is not this run's boot (or N is past this run's newest number): the daemon restarted and numbers
+  afresh, so N means nothing here; the replay is everything this run has kept (`since` 0), and what the old run
+  did after N — e.g. answers finished during its shutdown — is not in it: reload what you show.
+Without `since` the stream is live only, as before. `since=0` with no boot: everything kept.
 Errors are `{"error", "code"}`. Changes are audited with the operator's OS user as the actor.
 """
 
@@ -15,6 +25,7 @@ import logging
 import pwd
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -140,6 +151,10 @@ async def logs(request: web.Request) -> web.Response:
     return _json(p.LogLines(lines=[p.LogLine(**vars_of(line)) for line in lines], last_seq=ring.last_seq))
 
 
+async def users(request: web.Request) -> web.Response:
+    return _json(await _op(request).users())
+
+
 async def quotas(request: web.Request) -> web.Response:
     return _json(await _op(request).quotas())
 
@@ -262,18 +277,51 @@ def _sse(event: Event) -> bytes:
     return f"id: {event.seq}\nevent: {event.kind}\ndata: {wire.model_dump_json()}\n\n".encode()
 
 
+def _since(request: web.Request) -> int | None:
+    value = request.query.get("since")
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or int(value) >= 2**62:
+        raise web.HTTPBadRequest(reason="Bad Request", text="since must be an event number (0 or more)")
+    return int(value)
+
+
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events. A client that cannot keep up loses the oldest events and is told how many."""
+    """Server-Sent Events. A client that cannot keep up loses the oldest events and is told how many.
+
+    With `since=N` (and `boot`, as the stream or the status named it): first a `stream.resumed` event (seq 0)
+    saying what follows, then every kept event numbered after N, then live ones — subscribed before the backlog is
+    read, so nothing falls between the two, and a live event already replayed is skipped."""
     services = _svc(request)
+    since = _since(request)
     try:
         subscription = services.bus.subscribe()
     except TooManySubscribers as exc:
         log.warning("control: refused a live-event client: %d are connected already (the limit)", exc.limit)
         return _error(503, "too_many_clients", str(exc))
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
+    bus = services.bus
+    replay: list[Event] = []
+    resumed: p.StreamResumed | None = None
+    if since is not None:  # no await from subscribe() to here: the backlog ends where the subscription begins
+        boot = request.query.get("boot")
+        restarted = (bool(boot) and boot != bus.boot) or since > bus.last_seq
+        if restarted:
+            since = 0  # the client's number is from another run: all this run has kept is new to it
+        replay, lost = bus.replay(since)
+        resumed = p.StreamResumed(boot=bus.boot, since=since, replayed=len(replay), lost=lost, restarted=restarted)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Daemon-Boot": bus.boot}
+    )
     idle = 0.0
     try:
+        await response.prepare(request)
+        last = since or 0
+        if resumed is not None:
+            head = p.Event(seq=0, kind="stream.resumed", at=time.time(), data=resumed.model_dump())
+            await response.write(f"id: 0\nevent: {head.kind}\ndata: {head.model_dump_json()}\n\n".encode())
+            for event in replay:
+                await response.write(_sse(event))
+                last = event.seq
         while not services.stopping.is_set():
             if request.transport is None or request.transport.is_closing():
                 break  # the operator went away
@@ -286,6 +334,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                     idle = 0.0
                 continue
             idle = 0.0
+            if event.seq <= last:
+                continue  # replayed already
             await response.write(_sse(event))
     except (ConnectionResetError, ConnectionError):
         pass
@@ -301,6 +351,7 @@ def make_control_app(services: Services) -> web.Application:
     api = p.API
     r.add_get(f"{api}/status", status)
     r.add_get(f"{api}/conversations", conversations)
+    r.add_get(f"{api}/users", users)
     r.add_get(f"{api}/users/{{user}}/history", history)
     r.add_post(f"{api}/users/{{user}}/context/clear", clear_context)
     r.add_get(f"{api}/quotas", quotas)

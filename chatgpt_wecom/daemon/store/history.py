@@ -24,19 +24,20 @@ class StoredExchange:
     namespace: str
     chat: str
     feedback: str | None = None  # the user's standing verdict on the answer: good | bad
+    inbox_id: int | None = None  # the message it answers
 
     @classmethod
     def from_row(cls, r: Row) -> StoredExchange:
         return cls(
             r["id"], r["user_id"], r["mode"], r["question"], r["answer"], r["error"], r["model"],
             r["prompt_tokens"], r["completion_tokens"], r["asked_at"], r["answered_at"], r["namespace"], r["chat"],
-            r["feedback"],
+            r["feedback"], r["inbox_id"],
         )  # fmt: skip
 
 
 _COLUMNS = (
     "id, user_id, mode, question, answer, error, model, prompt_tokens, completion_tokens, asked_at, answered_at,"
-    " namespace, chat, (SELECT f.rating FROM feedback f WHERE f.inbox_id = exchanges.inbox_id"
+    " namespace, chat, inbox_id, (SELECT f.rating FROM feedback f WHERE f.inbox_id = exchanges.inbox_id"
     " AND f.rating != 'cancelled') AS feedback"
 )
 

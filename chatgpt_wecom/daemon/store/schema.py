@@ -183,4 +183,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX inbox_unpruned ON inbox(received_at) WHERE pruned_at IS NULL;
     CREATE INDEX inbox_tombstones ON inbox(received_at) WHERE pruned_at IS NOT NULL;
     """,
+    # 10: the user directory (GET /v1/users): each person's latest message without sorting the inbox, and today's
+    #     quota counts without walking every day's.
+    """
+    CREATE INDEX inbox_person ON inbox(namespace, user_id, id);
+    CREATE INDEX quota_counts_day ON quota_counts(day);
+    """,
 )

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
-from chatgpt_wecom.protocol import Event
+from chatgpt_wecom.protocol import Event, Exchange
 from chatgpt_wecom.tui.connection import LINK_ERRORS, Connection, describe
 from chatgpt_wecom.tui.formats import Formats
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog
@@ -96,6 +96,9 @@ class OperatorScreen(Screen[None]):
         """New events from the daemon (every page gets every batch, shown or not)."""
         if self.is_current and any(e.kind in self.RELOAD_ON for e in events):
             self.reload()
+
+    def settle(self, exchanges: list[Exchange]) -> None:
+        """Stored exchanges whose events the daemon could not replay after a reconnect (see `Connection`)."""
 
     async def call(self, what: str, request: Awaitable[T]) -> T | None:
         """Await a control-API request; on failure tell the operator (naming `what`) and return None."""

@@ -1,5 +1,6 @@
-"""History: pick a user, read their whole conversation — each exchange tagged with its group or namespace when it
-was not a private WeCom chat — and export it as Markdown to a file."""
+"""History: pick a user — anyone the daemon knows (`GET /v1/users`), narrowed by what is typed — read their whole
+conversation — each exchange tagged with its group or namespace when it was not a private WeCom chat — and
+export it as Markdown to a file."""
 
 from __future__ import annotations
 
@@ -32,8 +33,31 @@ def default_export_path(user: str) -> str:
     return str(Path.home() / f"history-{safe}.md")
 
 
+def user_label(user_id: str, people: list[p.KnownUser]) -> str:
+    """How the picker shows a user id: with the names the channels gave it, and where it is not a WeCom id."""
+    names = sorted({u.name for u in people if u.name})
+    spaces = sorted({u.namespace for u in people if u.namespace not in ("", "wecom")})
+    label = user_id + (f" · {', '.join(names)}" if names else "") + (f" ({', '.join(spaces)})" if spaces else "")
+    return visible(label)
+
+
+def matches(needle: str, user_id: str, people: list[p.KnownUser]) -> bool:
+    """Whether `needle` (casefolded) is part of the id or of a name the user goes by."""
+    return needle in user_id.casefold() or any(needle in (u.name or "").casefold() for u in people)
+
+
+def by_user_id(directory: p.Users) -> dict[str, list[p.KnownUser]]:
+    """The directory by user id (one id may be a person in several namespaces), ids in alphabetical order."""
+    grouped: dict[str, list[p.KnownUser]] = {}
+    first: dict[str, str] = {}
+    for u in directory.users:
+        key = first.setdefault(u.user_id.casefold(), u.user_id)
+        grouped.setdefault(key, []).append(u)
+    return dict(sorted(grouped.items(), key=lambda item: (item[0].casefold(), item[0])))
+
+
 class HistoryScreen(OperatorScreen):
-    """Users active this month on the left (Enter opens one), or type any user id."""
+    """Everyone the daemon knows on the left (Enter opens one); typing an id narrows the list, Enter opens it."""
 
     PAGE_TITLE = "History"
     HOME = "#history-users"
@@ -47,42 +71,61 @@ class HistoryScreen(OperatorScreen):
         super().__init__(ctx)
         self.user: str | None = None
         self.exchanges: list[p.Exchange] = []
+        self.people: dict[str, list[p.KnownUser]] = {}  # the directory by user id
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="history-body"):
             users = OptionList(id="history-users", markup=False)
-            users.border_title = "users this month"
+            users.border_title = "users"
             yield users
             with Vertical(id="history-main"):
                 with Horizontal(classes="toolbar"):
                     yield Label("user ", classes="field-label")
-                    yield Input(placeholder="any user id, Enter to open (/)", id="history-user")
+                    yield Input(placeholder="user id or name: narrows the list, Enter opens (/)", id="history-user")
                 yield Static("Pick a user on the left (Enter) or type a user id.", id="history-title", markup=False)
                 # min_width: wrap at the width shown (RichLog wraps at 78 or more by default: cut at 80 columns)
                 yield RichLog(id="history-log", wrap=True, markup=False, auto_scroll=False, min_width=20)
                 yield Static("", id="history-status", classes="hint", markup=False)
 
     async def load(self) -> None:
-        quotas = await self.call("load the users", self.client.quotas())
-        if quotas is not None:
-            box = self.query_one("#history-users", OptionList)
-            before = box.highlighted
-            box.clear_options()
-            names = sorted((u.user_id for u in quotas.users), key=str.casefold)
-            box.add_options([Option(visible(name), id=name) for name in names])
-            if names:
-                box.highlighted = min(before or 0, len(names) - 1)
+        directory = await self.call("load the users", self.client.users())
+        if directory is not None:
+            self.people = by_user_id(directory)
+            self.show_users()
         if self.user is not None:
             await self.open_user(self.user)
 
+    def show_users(self) -> None:
+        """Fill the list with the users matching what is typed, keeping the highlight where it was."""
+        box = self.query_one("#history-users", OptionList)
+        needle = self.query_one("#history-user", Input).value.strip().casefold()
+        shown = [uid for uid, people in self.people.items() if not needle or matches(needle, uid, people)]
+        before = box.highlighted
+        box.clear_options()
+        box.add_options([Option(user_label(uid, self.people[uid]), id=uid) for uid in shown])
+        box.border_title = f"users ({len(shown)} of {len(self.people)})" if needle else f"users ({len(shown)})"
+        if shown:
+            box.highlighted = min(before or 0, len(shown) - 1)
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:
-            self.query_one("#history-user", Input).value = visible(event.option.id)  # an Input shows it raw
+            field = self.query_one("#history-user", Input)
+            with field.prevent(Input.Changed):  # the pick is shown, not taken as a filter
+                field.value = visible(event.option.id)  # an Input shows it raw
             self.show_user(event.option.id)
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.show_users()
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.show_user(event.value.strip())
+        """Open the id typed — or, when it is no known id and names one user only (a part of the id, a name), them."""
+        typed = event.value.strip()
+        box = self.query_one("#history-users", OptionList)
+        known = {uid.casefold() for uid in self.people}
+        if typed.casefold() not in known and box.option_count == 1 and (only := box.get_option_at_index(0).id):
+            typed = only
+        if typed:
+            self.show_user(typed)
 
     @work(group="load", exclusive=True)
     async def show_user(self, user: str) -> None:

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Markdown, Static
 
 from chatgpt_wecom.channel_text import group_of, message_from
-from chatgpt_wecom.protocol import Event
+from chatgpt_wecom.protocol import Event, Exchange
 from chatgpt_wecom.tui import formats as fmt
 from chatgpt_wecom.tui.live import FEEDBACK_MARKS, LIMIT, LiveLog, LiveRow
 from chatgpt_wecom.tui.screens.base import Context, OperatorScreen
@@ -131,6 +131,12 @@ class LiveScreen(OperatorScreen):
             else:
                 table.add_row(*self._cells(row), key=key)
         self._after_change(table)
+
+    def settle(self, exchanges: list[Exchange]) -> None:
+        if self.log_rows.settle(exchanges):
+            self._stale = True
+            if self.is_current:
+                self.rebuild()
 
     def rebuild(self) -> None:
         """Redraw the whole table from the log (after a filter change or coming back to the page)."""
