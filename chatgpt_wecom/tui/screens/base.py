@@ -18,6 +18,7 @@ from chatgpt_wecom.tui.connection import LINK_ERRORS, Connection, describe
 from chatgpt_wecom.tui.formats import Formats
 from chatgpt_wecom.tui.screens.dialogs import ConfirmDialog
 from chatgpt_wecom.tui.widgets import LinkBar
+from chatgpt_wecom.visible import visible
 
 T = TypeVar("T")
 
@@ -121,6 +122,18 @@ class OperatorScreen(Screen[None]):
             return
         if await self.call("pause the bot", self.client.pause()) is not None:
             self.notify("the bot is paused", markup=False)
+
+    @work(group="bot")
+    async def retry_deliveries(self, user: str | None = None) -> None:
+        """End the retry wait of `user`'s blocked deliveries (None: all of them): they are tried at once."""
+        done = await self.call("retry deliveries", self.client.retry(user))
+        if done is None:
+            return
+        who = f" of {visible(user)}" if user else ""
+        if done.woken:
+            self.notify(f"trying {len(done.woken)} blocked conversation(s){who} now", markup=False)
+        else:
+            self.notify(f"nothing{who} was blocked", markup=False)
 
     @work(group="bot")
     async def resume_bot(self) -> None:

@@ -62,6 +62,7 @@ class LiveScreen(OperatorScreen):
         Binding("slash", "focus_filter", "Filter user"),
         Binding("f", "toggle_follow", "Follow"),
         Binding("c", "clear", "Clear"),
+        Binding("t", "retry", "Retry", show=False),  # offered in the detail of a row whose delivery is retrying
     ]
 
     def __init__(self, ctx: Context, limit: int = LIMIT) -> None:
@@ -199,6 +200,8 @@ class LiveScreen(OperatorScreen):
         head = visible(f"#{row.inbox_id} {row.user} · {where} · {row.mode or '…'} · {row.state}")
         if row.error:
             head += f" · error: {visible(row.error)}"
+            if row.state == "retrying":
+                head += " · t: try delivering now"
         if row.feedback:
             head += f" · rated{FEEDBACK_MARKS[row.feedback]}"
         if row.censored:
@@ -233,6 +236,16 @@ class LiveScreen(OperatorScreen):
         self.follow = not self.follow
         self.notify("following new messages" if self.follow else "not following (f to follow again)", markup=False)
         self._after_change(self.query_one(DataTable))
+
+    def action_retry(self) -> None:
+        """Deliver the highlighted user's waiting answers now (after fixing what blocked them)."""
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        row = self.log_rows.rows.get(int(key)) if key is not None else None
+        if row is not None:
+            self.retry_deliveries(row.user)
 
     def action_clear(self) -> None:
         self.log_rows.clear()

@@ -61,6 +61,11 @@ def render_status(s: p.Status, formats: Formats) -> RenderableType:
         row("api", s.wecom_api_base)
         row("corp / agent", f"{s.corp_id} / {s.agent_id}")
         row("access token", token_text(s.token))
+    if s.blocked:
+        section("blocked")  # answers that wait to be delivered: why, and what fixes it
+        for b in s.blocked:
+            row(*blocked_text(b, formats))
+        row("", Text("t: try them all now (after fixing the cause)", "dim"))
     section("pipeline")
     row("queue", f"{s.queue_depth} in the workers · {s.open_messages} not finished")
     row("today", f"{s.users_today} users · {s.questions_today} questions · {s.messages_today} messages")
@@ -107,6 +112,16 @@ def channel_text(c: p.ChannelStatus, formats: Formats) -> Text:
     return text
 
 
+def blocked_text(b: p.Blocked, formats: Formats) -> tuple[str, Text]:
+    """A blocked conversation: who and where; since when, tries, the next try, why and the fix."""
+    where = "" if b.chat.casefold() == b.user.casefold() else f" in {b.chat}"
+    text = Text(f"since {formats.stamp(b.since)} · {b.tries} failed tries · next {formats.stamp(b.next_try_at)}")
+    text.append(f"\n{b.reason}", "red")
+    if b.hint:
+        text.append(f"\nfix: {b.hint}", "yellow")
+    return visible(f"{b.user}{where} ({b.channel})"), text
+
+
 def token_text(t: p.TokenState) -> Text:
     """Whether the daemon holds a WeCom access token, for how long, and the last error."""
     if t.has_token:
@@ -130,6 +145,7 @@ class StatusScreen(OperatorScreen):
     BINDINGS: ClassVar = [
         Binding("p", "pause", "Pause/resume"),
         Binding("c", "reload_config", "Reload"),
+        Binding("t", "retry", "Retry", show=False),  # named in the blocked section, where it applies
         Binding("ctrl+r", "refresh", "Refresh"),
     ]
 
@@ -165,3 +181,6 @@ class StatusScreen(OperatorScreen):
 
     def action_reload_config(self) -> None:
         self.reload_config()
+
+    def action_retry(self) -> None:
+        self.retry_deliveries()
