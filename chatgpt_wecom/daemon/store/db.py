@@ -83,6 +83,13 @@ class Database:
                 await asyncio.shield(self._conn.rollback())
                 raise
 
+    async def checkpoint_every(self, seconds: float) -> None:
+        """Copy the WAL into the database every `seconds` (PASSIVE: it never waits for, or blocks, a writer). The
+        inbox writer does not checkpoint on its own (a checkpoint there would hold up the acks of its batch)."""
+        while True:
+            await asyncio.sleep(seconds)
+            await self.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement in its own transaction; returns the rowcount."""
         async with self.tx() as conn:

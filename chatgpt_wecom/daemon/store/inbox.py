@@ -106,7 +106,9 @@ class InboxWriter:
 
     def _connect(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None)
-        for pragma in ("synchronous=FULL", "busy_timeout=5000"):
+        # No checkpoints on this connection: one in a batch's commit held up every ack waiting on it (the daemon
+        # checkpoints every few seconds from the other connection: Database.checkpoint_every).
+        for pragma in ("synchronous=FULL", "busy_timeout=5000", "wal_autocheckpoint=0"):
             conn.execute(f"PRAGMA {pragma}")
         self._conn = conn
 
