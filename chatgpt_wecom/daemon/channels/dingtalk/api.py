@@ -30,6 +30,7 @@ from typing import Any, Final
 import aiohttp
 
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
+from chatgpt_wecom.daemon.channels.transport import json_object, transport_error
 
 log = logging.getLogger(__name__)
 
@@ -365,12 +366,12 @@ class DingTalkClient:
                                                  timeout=timeout) as resp:  # fmt: skip
                     answer = _Answer(resp.status, None, await resp.read(), resp.content_type)
                 if answer.status < 500 or attempt == tries:
-                    return _Answer(answer.status, _json_object(answer.body), answer.body, answer.content_type)
+                    return _Answer(answer.status, json_object(answer.body), answer.body, answer.content_type)
                 reason = f"HTTP {answer.status}"
             except TimeoutError:
                 reason = f"timed out after {self._retry.timeout:g} s"
             except aiohttp.ClientError as exc:
-                reason = f"{type(exc).__name__}: {self._scrub(str(exc))}"
+                reason = self._scrub(transport_error(exc))
             if attempt == tries:
                 raise DingTalkUnavailable(api, reason)
             delay = self._retry.delay(attempt)
@@ -386,16 +387,6 @@ def _param(msg_param: dict[str, str]) -> str:
 
 def _code(answer: _Answer) -> str:
     return str((answer.data or {}).get("code", ""))
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    if not body.lstrip().startswith(b"{"):
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _int(value: Any) -> int:

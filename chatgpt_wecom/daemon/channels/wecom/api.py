@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from typing import Any, Final
 import aiohttp
 
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
+from chatgpt_wecom.daemon.channels.transport import json_object, transport_error
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -353,7 +353,7 @@ class WeComClient:
             raise self._error(ERR_TRANSPORT, transport_error(exc), call) from None
         if status >= 500 or status in (408, 429):
             raise self._error(ERR_TRANSPORT, f"HTTP {status}", call)
-        data = _json_object(body)
+        data = json_object(body)
         if call.raw and status == 200 and (data is None or "errcode" not in data):
             return _Reply({}, body, content_type)
         if data is None:
@@ -383,30 +383,6 @@ class WeComClient:
         if errcode == ERR_TRANSPORT or errcode in _TRANSIENT:
             return WeComUnavailableError(errcode, errmsg, api=call.api)
         return WeComRejectedError(errcode, errmsg, api=call.api)
-
-
-def transport_error(exc: aiohttp.ClientError) -> str:
-    """What went wrong on the way, in words: "cannot connect to host:port (Connection refused)" — not aiohttp's
-    "Cannot connect to host h:p ssl:default [...]", whose ssl part misleads for a plain-http URL."""
-    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
-        exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError
-    ):
-        os_error = exc.os_error
-        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error.strerror or os_error or "")
-        what = "the proxy " if isinstance(exc, aiohttp.ClientProxyConnectionError) else ""
-        return f"cannot connect to {what}{exc.host}:{exc.port} ({reason or type(os_error).__name__})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    """``body`` as a JSON object, or None when it is something else (media bytes, HTML, garbage)."""
-    if not body.lstrip().startswith(b"{"):
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _int(value: Any) -> int:
