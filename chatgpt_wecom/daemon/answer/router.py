@@ -94,7 +94,7 @@ class Responder:
         where = chat_refusal(s.chat_type, s.allow_groups, private=row.private, chat=row.chat, title=title, admin=admin)
         if where is not None:
             return turn.reply(replies.chat_refused(where))
-        if (notice := self._paused()) is not None and not self._policy.lists.is_admin(user, row.namespace):
+        if (notice := self._paused()) is not None and not admin:
             return turn.reply(notice)
         if row.msg_type == "voice":
             return await self._media.voice(turn, self._text)
