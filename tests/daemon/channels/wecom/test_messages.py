@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chatgpt_wecom.daemon.channels.wecom.crypto import WeComCrypto
@@ -14,6 +16,9 @@ from chatgpt_wecom.daemon.channels.wecom.messages import (
     Envelope,
     InboundMessage,
     MessageError,
+    _flat_fields,
+    _top_level_fields,
+    _tree_fields,
     parse_envelope,
     parse_message,
 )
@@ -468,3 +473,87 @@ def test_test_identity_constants() -> None:
     assert len(TEST_AES_KEY) == 43
     assert TEST_CORP_ID == "ww1436e0e65a779aee"
     WeComCrypto(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)  # valid key
+
+
+# --- The readers against ElementTree ---
+# A flat document is read with two regular expressions, anything else with defusedxml's ElementTree. For any
+# document, each must give what ElementTree gives as each root child's `.text` (text before its first
+# sub-element; comments, processing instructions and CDATA sections transparent; the first of a repeated tag), and
+# a document ElementTree refuses must be refused.
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Cn"]) | st.sampled_from("\r\n\t"), max_size=6)
+_PIECE = st.one_of(
+    _TEXT.map(escape),
+    _TEXT.filter(lambda t: "]]>" not in t).map(lambda t: f"<![CDATA[{t}]]>"),
+    st.sampled_from(["<!-- a comment -->", "<?pi data?>", "&#20320;&amp;", "&#13;", "<e/>", "\r\n", " "]),
+    st.sampled_from(["]]>", "&", "<", "\x00", "\x0b", "\ufffe", "&nbsp;"]),  # each makes the document malformed
+)
+_TAG = st.sampled_from(["Content", "MsgType", "a", "B-1", "x_y", "xml", "1a"])  # "1a": not a name, malformed
+
+
+def _element(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda tag, parts: f"<{tag}>{''.join(parts)}</{tag}>", _TAG, st.lists(st.one_of(_PIECE, children), max_size=4)
+    )
+
+
+_DOCUMENT = st.builds(
+    lambda head, parts, tail: head + "<xml>" + "".join(parts) + "</xml>" + tail,
+    st.sampled_from(["", "", "", '<?xml version="1.0" encoding="UTF-8"?>', " ", "\ufeff"]),
+    st.lists(st.one_of(_PIECE, st.recursive(_element(st.nothing()), _element, max_leaves=6)), max_size=6),
+    st.sampled_from(["", "", "\n", " x"]),
+)
+
+
+@settings(max_examples=400)
+@given(_DOCUMENT)
+@example("<xml><a><![CDATA[x\ry]]></a></xml>")  # expat reads "\r" as "\n"
+@example("<xml><a>x</a>\r\n</xml>")
+@example("<xml><1a>x</1a></xml>")  # not a name
+def test_fields_are_what_elementtree_reads(document: str) -> None:
+    try:
+        root = ET.fromstring(document)  # the reference reading (the C parser; a generated document, no DTD)
+    except ET.ParseError:
+        for data in (document, document.encode()):
+            assert _flat_fields(data) is None
+            with pytest.raises(MessageError):
+                _top_level_fields(data)
+        return
+    expected: dict[str, str] = {}
+    for child in root:
+        expected.setdefault(str(child.tag), child.text or "")
+    for data in (document, document.encode()):
+        assert _top_level_fields(data) == expected
+        assert _tree_fields(data) == expected
+        assert _flat_fields(data) in (None, expected)
+
+
+def test_what_wecom_sends_takes_the_flat_reader() -> None:
+    signer = CallbackSigner(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)
+    request = signer.text("u", "a <b> & c\n你好", 7)
+    envelope = _flat_fields(request.body)
+    assert envelope is not None and envelope.keys() == {"ToUserName", "Encrypt", "AgentID"}
+    inner = signer.crypto.decrypt(envelope["Encrypt"])
+    assert _flat_fields(inner) == _tree_fields(inner)
+    assert (_flat_fields(inner) or {})["Content"] == "a <b> & c\n你好"
+    for document in (A2_PLAINTEXT, B2_PLAINTEXT, IMAGE.strip(), A2_PLAINTEXT.replace("\n", "\n  ")):
+        assert _flat_fields(document) == _tree_fields(document), document
+    # A CDATA section cut in two around "]]>" (as the signer writes it) is ElementTree's to read, and read right.
+    split = "<xml><Content><![CDATA[a ]]]]><![CDATA[> b]]></Content></xml>"
+    assert _flat_fields(split) is None
+    assert _top_level_fields(split) == {"Content": "a ]]> b"}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '<?xml version="1.0"?><!DOCTYPE xml><xml><a>1</a></xml>',  # a DTD with nothing in it is still refused
+        '<?xml version="1.0" encoding="ISO-8859-1"?><xml><a>caf\u00e9</a></xml>'.encode("latin-1"),  # declared: read
+    ],
+)
+def test_a_doctype_is_refused_and_a_declared_encoding_is_read(document: str | bytes) -> None:
+    if isinstance(document, str):
+        with pytest.raises(MessageError, match="forbidden"):
+            _top_level_fields(document)
+    else:
+        assert _top_level_fields(document) == {"a": "café"}
