@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, ParamSpec, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -21,6 +21,7 @@ from chatgpt_wecom.tui.widgets import LinkBar
 from chatgpt_wecom.visible import visible
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +102,13 @@ class OperatorScreen(Screen[None]):
     def settle(self, exchanges: list[Exchange]) -> None:
         """Stored exchanges whose events the daemon could not replay after a reconnect (see `Connection`)."""
 
-    async def call(self, what: str, request: Awaitable[T]) -> T | None:
-        """Await a control-API request; on failure tell the operator (naming `what`) and return None."""
+    async def call(self, what: str, request: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """Make a control-API request and await it; on failure tell the operator (naming `what`) and return None.
+
+        The request is made here, not by the caller: a load cancelled before this starts leaves no coroutine that was
+        never awaited."""
         try:
-            return await request
+            return await request(*args, **kwargs)
         except DaemonNotRunning:
             self.notify(f"{what}: not connected to the daemon", severity="error", markup=False)
         except ControlError as exc:
@@ -120,13 +124,13 @@ class OperatorScreen(Screen[None]):
         question = "Pause the bot? Everyone but admins gets the pause notice instead of an answer."
         if not await self.app.push_screen_wait(ConfirmDialog(question, yes="Pause")):
             return
-        if await self.call("pause the bot", self.client.pause()) is not None:
+        if await self.call("pause the bot", self.client.pause) is not None:
             self.notify("the bot is paused", markup=False)
 
     @work(group="bot")
     async def retry_deliveries(self, user: str | None = None) -> None:
         """End the retry wait of `user`'s blocked deliveries (None: all of them): they are tried at once."""
-        done = await self.call("retry deliveries", self.client.retry(user))
+        done = await self.call("retry deliveries", self.client.retry, user)
         if done is None:
             return
         who = f" of {visible(user)}" if user else ""
@@ -138,13 +142,13 @@ class OperatorScreen(Screen[None]):
     @work(group="bot")
     async def resume_bot(self) -> None:
         """Resume answering."""
-        if await self.call("resume the bot", self.client.resume()) is not None:
+        if await self.call("resume the bot", self.client.resume) is not None:
             self.notify("the bot answers again", markup=False)
 
     @work(group="bot")
     async def reload_config(self) -> None:
         """Ask the daemon to re-read its config file (like SIGHUP) and say what changed."""
-        done = await self.call("reload the config", self.client.reload())
+        done = await self.call("reload the config", self.client.reload)
         if done is None:
             return
         said = f"config reloaded: {', '.join(done.changed) or 'nothing changed'}"

@@ -88,7 +88,7 @@ class HistoryScreen(OperatorScreen):
                 yield Static("", id="history-status", classes="hint", markup=False)
 
     async def load(self) -> None:
-        directory = await self.call("load the users", self.client.users())
+        directory = await self.call("load the users", self.client.users)
         if directory is not None:
             self.people = by_user_id(directory)
             self.show_users()
@@ -134,7 +134,7 @@ class HistoryScreen(OperatorScreen):
 
     async def open_user(self, user: str) -> None:
         """Fetch `user`'s history and render it, oldest first."""
-        items = await self.call(f"load the history of {user}", self.client.history(user))
+        items = await self.call(f"load the history of {user}", self.client.history, user)
         if items is None:
             return
         self.user, self.exchanges = user, items
@@ -198,7 +198,7 @@ class HistoryScreen(OperatorScreen):
         ):
             self.say(f"kept {path} as it was (e to export under another name)", severity="warning")
             return
-        markdown = await self.call(f"export the history of {user}", self.client.history_markdown(user))
+        markdown = await self.call(f"export the history of {user}", self.client.history_markdown, user)
         if markdown is None:
             return
         try:

@@ -58,14 +58,14 @@ class LogScreen(OperatorScreen):
             super().reload()
 
     async def load(self) -> None:
-        got = await self.call("read the daemon's log", self.client.logs(since=self.last_seq))
+        got = await self.call("read the daemon's log", self.client.logs, since=self.last_seq)
         if got is None:
             return
         if got.last_seq < self.last_seq:  # a new daemon: its numbers start again
             self.lines.clear()
             self.last_seq = 0
             self._redraw()
-            got = await self.call("read the daemon's log", self.client.logs()) or got
+            got = await self.call("read the daemon's log", self.client.logs) or got
         new = [line for line in got.lines if line.seq > self.last_seq]
         self.last_seq = max(self.last_seq, got.last_seq)
         if not new:

@@ -161,7 +161,7 @@ class PlaygroundScreen(OperatorScreen):
         yield VerticalScroll(id="play-transcript")
 
     async def load(self) -> None:
-        status = await self.call("load the channels", self.client.status())
+        status = await self.call("load the channels", self.client.status)
         if status is not None:
             await self.show_channels(status)
 
@@ -214,7 +214,7 @@ class PlaygroundScreen(OperatorScreen):
             transcript = self.query_one("#play-transcript", VerticalScroll)
             await transcript.mount(turn)
             transcript.scroll_end(animate=False)
-            accepted = await self.call("send the message", self.client.playground(user, text, channel))
+            accepted = await self.call("send the message", self.client.playground, user, text, channel)
         finally:
             self.sending = False
         if accepted is None:

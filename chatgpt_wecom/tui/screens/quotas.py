@@ -62,8 +62,8 @@ class QuotasScreen(OperatorScreen):
     async def load(self) -> None:
         fresh = self.directory is None or time.monotonic() - self._directory_at > DIRECTORY_TTL
         quotas, directory = await asyncio.gather(
-            self.call("load the quotas", self.client.quotas()),
-            self.call("load the users", self.client.users()) if fresh else _none(),
+            self.call("load the quotas", self.client.quotas),
+            self.call("load the users", self.client.users) if fresh else _none(),
         )
         if directory is not None:
             self.directory, self._directory_at = directory, time.monotonic()
@@ -156,7 +156,7 @@ class QuotasScreen(OperatorScreen):
             await self._reset(None)
 
     async def _reset(self, user: str | None) -> None:
-        done = await self.call(f"reset the quota of {user or 'everyone'}", self.client.reset_quota(user))
+        done = await self.call(f"reset the quota of {user or 'everyone'}", self.client.reset_quota, user)
         if done is not None:
             self.notify(f"quota reset for {user or 'everyone'} ({done.cleared} questions cleared)", markup=False)
             self.reload()

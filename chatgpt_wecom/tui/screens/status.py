@@ -165,7 +165,7 @@ class StatusScreen(OperatorScreen):
             self.reload()
 
     async def load(self) -> None:
-        status = await self.call("load the status", self.client.status())
+        status = await self.call("load the status", self.client.status)
         if status is not None:
             self.status = status
             self.query_one("#status-body", Static).update(render_status(status, self.ctx.formats))

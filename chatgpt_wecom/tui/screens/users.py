@@ -62,7 +62,7 @@ class UsersScreen(OperatorScreen):
         return "allow"
 
     async def load(self) -> None:
-        lists = await self.call("load the lists", self.client.lists())
+        lists = await self.call("load the lists", self.client.lists)
         if lists is None:
             return
         for name in p.LIST_NAMES:
@@ -100,7 +100,7 @@ class UsersScreen(OperatorScreen):
             )
         if not await self.app.push_screen_wait(ConfirmDialog(question, yes="Add")):
             return
-        done = await self.call(f"add {user} to {name}", self.client.add_users(name, [user], confirm=first_allow))
+        done = await self.call(f"add {user} to {name}", self.client.add_users, name, [user], confirm=first_allow)
         if done is not None:
             self.notify(f"added {user} to {name}" if done.changed else f"{user} was already in {name}", markup=False)
             self.reload()
@@ -115,7 +115,7 @@ class UsersScreen(OperatorScreen):
         user = str(box.get_option_at_index(box.highlighted).id)
         if not await self.app.push_screen_wait(ConfirmDialog(f"Remove {user!r} from the {name} list?", yes="Remove")):
             return
-        done = await self.call(f"remove {user} from {name}", self.client.remove_users(name, [user]))
+        done = await self.call(f"remove {user} from {name}", self.client.remove_users, name, [user])
         if done is not None:
             self.notify(f"removed {user} from {name}" if done.changed else f"{user} was not in {name}", markup=False)
             self.reload()

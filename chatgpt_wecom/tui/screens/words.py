@@ -50,7 +50,7 @@ class WordsScreen(OperatorScreen):
         yield Static("a add (comma-separated) · d remove the highlighted word", classes="hint")
 
     async def load(self) -> None:
-        words = await self.call("load the words", self.client.words())
+        words = await self.call("load the words", self.client.words)
         if words is not None:
             self.words = words.words
             self.show_words()
@@ -86,7 +86,7 @@ class WordsScreen(OperatorScreen):
         words = split_words(text or "")
         if not words:
             return
-        done = await self.call("add words", self.client.add_words(words))
+        done = await self.call("add words", self.client.add_words, words)
         if done is not None:
             self.notify(f"added {', '.join(done.changed)}" if done.changed else "already in the list", markup=False)
             self.reload()
@@ -100,7 +100,7 @@ class WordsScreen(OperatorScreen):
         word = str(box.get_option_at_index(box.highlighted).id)
         if not await self.app.push_screen_wait(ConfirmDialog(f"Remove the sensitive word {word!r}?", yes="Remove")):
             return
-        done = await self.call(f"remove {word}", self.client.remove_words([word]))
+        done = await self.call(f"remove {word}", self.client.remove_words, [word])
         if done is not None:
             self.notify(f"removed {word}" if done.changed else f"{word} was not in the list", markup=False)
             self.reload()
