@@ -33,8 +33,9 @@ run: $(STAMP)
 	echo; \
 	exec $(BIN)/chatgpt-wecom demo
 
+# One worker per core (pytest-xdist): every test has its own temp dir, ports and daemon, so they run side by side.
 test: $(STAMP) | browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # Chromium for the browser tests (tests/web/test_history_browser.py), from Debian's packages when we can install
 # them; otherwise those tests are skipped and say why.
