@@ -23,7 +23,7 @@ under test (the same for both servers). CPU used by other processes during the s
 
 The two servers take turns for ``--rounds`` rounds (3), daemon then bare handler, and the table shows the round
 with the median ratio, followed by one line per round: on a shared machine the bare handler alone has been seen at
-3,750 and at 6,490 callbacks/s ten minutes apart, so a ratio from one pair is a ratio of two moments.
+2,657 and at 6,490 callbacks/s within the hour, so a ratio from one pair is a ratio of two moments.
 """
 # ruff: noqa: E402
 

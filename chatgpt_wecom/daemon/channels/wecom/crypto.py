@@ -113,7 +113,7 @@ class WeComCrypto:
         self._key = aes_key_from_encoding_key(encoding_aes_key)
         self._receive_id = receive_id.encode("utf-8")
         # CBC decryption is each block's AES decryption XOR the ciphertext block before it (the IV for the first):
-        # one ECB cipher, keyed once, does every message. AES.new per message was a third of a callback's crypto.
+        # one ECB cipher, keyed once, does every message. AES.new per message was half of a callback's crypto.
         self._blocks = AES.new(self._key, AES.MODE_ECB)
 
     def __repr__(self) -> str:

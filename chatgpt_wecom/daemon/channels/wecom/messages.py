@@ -85,7 +85,7 @@ _FLAT_FIELD: Final = re.compile(
     r"[ \t\n]*<([A-Za-z_][A-Za-z0-9_]*)>(?:<!\[CDATA\[(.*?)\]\]>|([^<&\r]*))</\1>", re.DOTALL
 )
 _FLAT_END: Final = re.compile(r"[ \t\n]*</xml>[ \t\n]*")
-# Characters XML refuses (expat fails on them) or rewrites (it reads "\r" as "\n"): expat reads such a document.
+# Characters XML refuses or rewrites (a parser reads "\r" as "\n"): ElementTree reads a document with one.
 _NOT_KEPT_AS_IS: Final = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
