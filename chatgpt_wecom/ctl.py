@@ -183,22 +183,25 @@ def _oneline(text: str | None, limit: int = PREVIEW) -> str:
 
 
 # --- status --------------------------------------------------------------------------------------------
-def _status_lines(s: p.Status) -> list[str]:
-    token = s.token
+def _wecom_app_lines(app: p.WeComAppStatus | None) -> list[tuple[str, str]]:
+    """The WeCom app's rows, where it is configured (a deployment may have only the AI bot, or only DingTalk)."""
+    if app is None:
+        return []
+    token = app.token
     token_text = f"valid, expires in {int(token.expires_in or 0)}s" if token.has_token else "none"
     if token.last_error:
         token_text += f" (last error{f' {token.last_error_code}' if token.last_error_code else ''}: {token.last_error})"
+    return [("wecom", f"{app.api_base}, corp {app.corp_id}, agent {app.agent_id}"), ("token", token_text)]
+
+
+def _status_lines(s: p.Status) -> list[str]:
     tz = s.timezone
     rows = [
         ("version", f"{s.version}, up {_duration(s.uptime)} (since {_time(s.started_at, tz)})"),
         ("timezone", f"{tz or 'this machine'} (every time shown is in it)"),
         ("state", f"PAUSED — users get: {s.pause_notice}" if s.paused else "answering"),
         ("model", f"{s.model} at {s.model_endpoint}"),
-        *(  # the WeCom app's, where it is configured (a deployment may have only the AI bot)
-            [("wecom", f"{s.wecom_api_base}, corp {s.corp_id}, agent {s.agent_id}"), ("token", token_text)]
-            if s.corp_id
-            else []
-        ),
+        *_wecom_app_lines(s.wecom_app),
         ("pipeline", f"{s.queue_depth} queued or in progress, {s.open_messages} not finished"),
         ("today", f"{s.users_today} users, {s.questions_today} questions, {s.messages_today} messages"),
         *([("feedback", _feedback(s.feedback))] if any(s.feedback.values()) else []),

@@ -126,6 +126,15 @@ class Blocked(BaseModel):
     next_try_at: float
 
 
+class WeComAppStatus(BaseModel):
+    """The WeCom self-built app's own facts (its connection state is its ChannelStatus, like every channel's)."""
+
+    api_base: str
+    corp_id: str
+    agent_id: int
+    token: TokenState
+
+
 class Status(BaseModel):
     version: str
     started_at: float
@@ -136,10 +145,7 @@ class Status(BaseModel):
     pause_notice: str
     model: str
     model_endpoint: str
-    wecom_api_base: str  # the WeCom app's (empty without it)
-    corp_id: str
-    agent_id: int
-    token: TokenState
+    wecom_app: WeComAppStatus | None = None  # None: no WeCom app here (only the AI bot or DingTalk, say)
     channels: list[ChannelStatus] = []
     queue_depth: int  # messages queued or in progress in the workers
     open_messages: int  # accepted and not finished (includes the queue)

@@ -154,9 +154,9 @@ async def test_demo_answers_with_the_labelled_echo_model(
     proc = await start_server(data_dir, log, env)
     try:
         status = await wait_ready(proc, demo_socket_path(data_dir), log)
-        assert status.corp_id == DEMO_CORP_ID
+        assert status.wecom_app is not None and status.wecom_app.corp_id == DEMO_CORP_ID
         assert status.model == ECHO_MODEL
-        assert status.wecom_api_base.startswith("http://127.0.0.1:")
+        assert status.wecom_app.api_base.startswith("http://127.0.0.1:")
         assert Path(status.data_dir) == data_dir.resolve()
         assert not (tmp_path / "elsewhere").exists()
 
@@ -205,7 +205,8 @@ async def test_demo_uses_the_model_configured_in_the_environment(
     proc = await start_server(data_dir, log, child_env(APIKEY="sk-demo-real-key", BASE_URL=model.base_url))
     try:
         status = await wait_ready(proc, demo_socket_path(data_dir), log)
-        assert status.model == "gpt-4o-mini" and status.corp_id == DEMO_CORP_ID
+        assert status.model == "gpt-4o-mini" and status.wecom_app is not None
+        assert status.wecom_app.corp_id == DEMO_CORP_ID
         client = control(demo_socket_path(data_dir))
         events = Events(client)
         await events.subscribed()
@@ -230,7 +231,7 @@ async def test_launcher_without_a_terminal_runs_in_the_foreground(tmp_path: Path
         )  # fmt: skip
     try:
         status = await wait_ready(launcher, demo_socket_path(data_dir), out_path)
-        assert status.corp_id == DEMO_CORP_ID
+        assert status.wecom_app is not None and status.wecom_app.corp_id == DEMO_CORP_ID
         await wait_for_text(out_path, "No terminal here, so no TUI")
 
         second = await asyncio.create_subprocess_exec(

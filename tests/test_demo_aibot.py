@@ -22,7 +22,7 @@ def test_the_chat_window_is_found_from_status() -> None:
     channel = p.ChannelStatus(name="wecom_bot", namespace="wecom", up=True, detail={"ws_url": "ws://127.0.0.1:5/ws"})
     status = p.Status.model_validate(
         dict(version="1", started_at=0, uptime=1, paused=False, pause_notice="", model="m", model_endpoint="e",
-             wecom_api_base="", corp_id="", agent_id=0, token=p.TokenState(has_token=False), queue_depth=0,
+             queue_depth=0,
              open_messages=0, users_today=0, questions_today=0, messages_today=0, secrets={}, last_errors=[],
              config_path=None, data_dir="/d", control_socket="/s", channels=[channel])
     )  # fmt: skip

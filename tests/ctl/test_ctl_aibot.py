@@ -9,7 +9,7 @@ from chatgpt_wecom import protocol as p
 def status(**changes: object) -> p.Status:
     values: dict[str, object] = dict(
         version="1", started_at=0.0, uptime=60.0, paused=False, pause_notice="", model="m", model_endpoint="e",
-        wecom_api_base="", corp_id="", agent_id=0, token=p.TokenState(has_token=False), queue_depth=0,
+        queue_depth=0,
         open_messages=0, users_today=0, questions_today=0, messages_today=0, secrets={}, last_errors=[],
         config_path=None, data_dir="/d", control_socket="/s",
         channels=[p.ChannelStatus(name="wecom_bot", namespace="wecom", up=False, reconnects=3,

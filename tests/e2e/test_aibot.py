@@ -264,7 +264,7 @@ async def test_status_shows_the_connection(tmp_path: Path, wecom: FakeWeCom, mod
     assert channel.name == "wecom_bot" and channel.up and channel.since and channel.reconnects == 0
     assert channel.detail["kicked"] is False and channel.detail["last_ping_rtt_ms"] >= 0
     assert channel.detail["bot_id"] == bot.bot_id and channel.detail["ws_url"] == bot.ws_url.rstrip("/")
-    assert status.corp_id == "" and bot.secret not in status.model_dump_json()
+    assert status.wecom_app is None and bot.secret not in status.model_dump_json()
 
 
 @pytest.mark.parametrize("errcode", [846609, 6000])

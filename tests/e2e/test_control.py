@@ -33,7 +33,8 @@ async def test_status_names_which_secrets_are_set_never_their_values(daemon: Dae
         status = await client.status()
         raw = await client._request("GET", "/status")
     assert status.secrets["agent_secret"] and status.secrets["api_key"] and not status.secrets["azure_openai_token"]
-    assert status.model == daemon.settings.model and status.agent_id == daemon.settings.agent_id
+    assert status.model == daemon.settings.model
+    assert status.wecom_app is not None and status.wecom_app.agent_id == daemon.settings.agent_id
     assert not status.paused
     text = str(raw)
     for secret in ("agent_secret", "receive_msg_token", "receive_msg_key", "api_key"):
@@ -302,7 +303,7 @@ async def test_status_masks_a_password_in_wecom_api_base(tmp_path: Path, wecom: 
     async with DaemonRunner(settings), ControlClient(settings.socket_path) as client:
         status = await client.status()
     assert "Hunter2pass" not in status.model_dump_json()
-    assert status.wecom_api_base.startswith("http://***@127.0.0.1:")
+    assert status.wecom_app is not None and status.wecom_app.api_base.startswith("http://***@127.0.0.1:")
 
 
 async def _first_event(client: ControlClient, opened: asyncio.Event) -> p.Event:

@@ -56,11 +56,11 @@ def render_status(s: p.Status, formats: Formats) -> RenderableType:
         section("channels")
         for channel in s.channels:
             row(visible(channel.name), channel_text(channel, formats))
-    if s.corp_id:  # the WeCom app's (a deployment may have only the AI bot)
+    if s.wecom_app is not None:  # a deployment may have only the AI bot, or only DingTalk
         section("wecom")
-        row("api", s.wecom_api_base)
-        row("corp / agent", f"{s.corp_id} / {s.agent_id}")
-        row("access token", token_text(s.token))
+        row("api", s.wecom_app.api_base)
+        row("corp / agent", f"{s.wecom_app.corp_id} / {s.wecom_app.agent_id}")
+        row("access token", token_text(s.wecom_app.token))
     if s.blocked:
         section("blocked")  # answers that wait to be delivered: why, and what fixes it
         for b in s.blocked:
