@@ -9,6 +9,7 @@ from typing import ClassVar, ParamSpec, TypeVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
@@ -89,7 +90,12 @@ class OperatorScreen(Screen[None]):
 
     @work(group="load", exclusive=True)
     async def _load_worker(self) -> None:
-        await self.load()
+        try:
+            await self.load()
+        except NoMatches:
+            if self.is_attached:
+                raise
+            # The app closed (or took the page down) while the data was on its way: nothing is left to show it on.
 
     async def load(self) -> None:
         """Fetch and show this page's data. Runs in a worker."""
