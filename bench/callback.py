@@ -387,9 +387,8 @@ def report(args: argparse.Namespace, daemon: Phase, bare: Phase | None) -> None:
     )
     row("idle RSS (MiB)", [fmt(p.idle_rss_mib) for p in phases])
     row("peak RSS (MiB)", [fmt(p.peak_rss_mib) for p in phases])
-    ratio = float("nan")
-    if bare and bare.load and daemon.load and bare.load.rate:
-        ratio = daemon.load.rate / bare.load.rate
+    ratio = ratio_of(daemon, bare)
+    if not math.isnan(ratio):
         row("ratio daemon / bare (callbacks/s)", [f"{ratio:.2f}"])
     for p in phases:
         for step in (p.single, p.burst, p.load):
