@@ -60,10 +60,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from tests.fakes.waiting import RECHECK, until
+
 __all__ = ["FOREVER", "FakeWeCom", "RecordedRequest", "StoredMedia"]
 
 FOREVER: Final = 1_000_000  # ``fail(..., times=FOREVER)``: a failure that never runs out
-RECHECK: Final = 0.05  # seconds between re-checks of a wait_for predicate when no request comes
 GETTOKEN: Final = "/cgi-bin/gettoken"
 SEND: Final = "/cgi-bin/message/send"
 UPLOAD: Final = "/cgi-bin/media/upload"
@@ -310,16 +311,11 @@ class FakeWeCom:
         predicates about state outside the fake (log records, the daemon's database). Raises AssertionError
         naming ``what`` and summarising the traffic when ``timeout`` passes first.
         """
-        async with self._changed:
-            try:
-                async with asyncio.timeout(timeout):
-                    while not predicate():
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(RECHECK):
-                                await self._changed.wait()
-            except TimeoutError:
-                goal = what or getattr(predicate, "__name__", "the condition")
-                raise AssertionError(f"FakeWeCom: no {goal} after {timeout:g} s\n{self.summary()}") from None
+        try:
+            await until(self._changed, predicate, timeout)
+        except TimeoutError:
+            goal = what or getattr(predicate, "__name__", "the condition")
+            raise AssertionError(f"FakeWeCom: no {goal} after {timeout:g} s\n{self.summary()}") from None
 
     async def wait_for_sent(
         self,

@@ -35,7 +35,8 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
-RECHECK: Final = 0.05
+from tests.fakes.waiting import until
+
 CONTENT_LIMIT: Final = 20480
 CHUNK_LIMIT: Final = 512 * 1024
 ERRMSGS: Final = {
@@ -237,17 +238,12 @@ class FakeAIBot:
         return "".join([*(s.text for s in self.streams_of(req_id)), *self.markdowns(chat)])
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, *, what: str = "") -> None:
-        async with self._changed:
-            try:
-                async with asyncio.timeout(timeout):
-                    while not predicate():
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(RECHECK):
-                                await self._changed.wait()
-            except TimeoutError:
-                tail = "\n".join(f"{f.way} {f.conn} {json.dumps(f.data, ensure_ascii=False)[:200]}"
-                                 for f in self.frames[-15:])  # fmt: skip
-                raise AssertionError(f"FakeAIBot: no {what or 'condition'} after {timeout:g} s\n{tail}") from None
+        try:
+            await until(self._changed, predicate, timeout)
+        except TimeoutError:
+            tail = "\n".join(f"{f.way} {f.conn} {json.dumps(f.data, ensure_ascii=False)[:200]}"
+                             for f in self.frames[-15:])  # fmt: skip
+            raise AssertionError(f"FakeAIBot: no {what or 'condition'} after {timeout:g} s\n{tail}") from None
 
     async def wait_finished(self, req_id: str, timeout: float = 10.0) -> Stream:
         await self.wait_for(lambda: any(s.finished for s in self.streams_of(req_id)), timeout,
