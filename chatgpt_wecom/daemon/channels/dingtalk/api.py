@@ -20,6 +20,7 @@ with `{"code", "message"}`; the legacy `oapi_base` answers HTTP 200 with `{"errc
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from chatgpt_wecom.daemon.channels.access_token import AccessToken
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
 from chatgpt_wecom.daemon.channels.transport import json_object, transport_error
 
@@ -122,55 +124,37 @@ class DingTalkClient:
         self._oapi = oapi_base.rstrip("/")
         self._retry = retry
         self._on_config_error = on_config_error
-        self._clock = clock
-        self._lock = asyncio.Lock()
-        self._token: str | None = None
-        self._refresh_at = self._expires_at = 0.0
-        self._refused: DingTalkConfigError | None = None
-        self._refused_until = 0.0
+        self._token = AccessToken(clock, retry.config_error_cooldown)
         self._last_error: str | None = None
 
     # --- token ------------------------------------------------------------------------------------------
     async def token(self) -> str:
         """A live access token, cached and refreshed 5 minutes early; concurrent callers share one fetch."""
-        if self._token is not None and self._clock() < self._refresh_at:
-            return self._token
-        async with self._lock:
-            if self._token is not None and self._clock() < self._refresh_at:
-                return self._token
-            if self._refused is not None and self._clock() < self._refused_until:
-                refused = self._refused  # a fresh exception each time (a re-raised one grows its traceback)
-                raise DingTalkConfigError(refused.api, refused.message, refused.hint)
-            body = {"appKey": self.client_id, "appSecret": self._secret}
-            try:
-                answer = await self._call("POST", f"{self._api}/v1.0/oauth2/accessToken", "accessToken", json_body=body)
-                data = self._check_new("accessToken", answer, token_call=True)
-            except DingTalkConfigError as exc:
-                self._refused, self._refused_until = exc, self._clock() + self._retry.config_error_cooldown
-                self._reported(exc)
-                raise
-            except DingTalkError as exc:
-                self._last_error = str(exc)
-                raise
-            token = data.get("accessToken")
-            if not isinstance(token, str) or not token:
-                raise DingTalkUnavailable("accessToken", "answer has no accessToken")
-            expires_in = float(data.get("expireIn") or 7200)
-            now = self._clock()
-            self._token, self._expires_at = token, now + expires_in
-            self._refresh_at = now + (expires_in - 300 if expires_in > 600 else expires_in / 2)
-            self._refused, self._last_error = None, None
-            log.info("DingTalk app %s: access token fetched, valid for %.0f s", self.client_id, expires_in)
-            return token
+        return await self._token.get(self._fetch_token)
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        body = {"appKey": self.client_id, "appSecret": self._secret}
+        try:
+            answer = await self._call("POST", f"{self._api}/v1.0/oauth2/accessToken", "accessToken", json_body=body)
+            data = self._check_new("accessToken", answer, token_call=True)
+        except DingTalkConfigError as exc:
+            self._token.refused(functools.partial(DingTalkConfigError, exc.api, exc.message, exc.hint))
+            self._reported(exc)
+            raise
+        except DingTalkError as exc:
+            self._last_error = str(exc)
+            raise
+        token = data.get("accessToken")
+        if not isinstance(token, str) or not token:
+            raise DingTalkUnavailable("accessToken", "answer has no accessToken")
+        expires_in = float(data.get("expireIn") or 7200)
+        self._last_error = None
+        log.info("DingTalk app %s: access token fetched, valid for %.0f s", self.client_id, expires_in)
+        return token, expires_in
 
     def token_state(self) -> TokenState:
-        remaining = self._expires_at - self._clock()
-        live = self._token is not None and remaining > 0
-        return TokenState(live, remaining if live else None, self._last_error)
-
-    def _drop(self, token: str) -> None:
-        if self._token == token:
-            self._token = None
+        remaining = self._token.remaining()
+        return TokenState(remaining is not None, remaining, self._last_error)
 
     # --- the Stream gateway ---------------------------------------------------------------------------
     async def open_connection(self, subscriptions: list[dict[str, str]], ua: str) -> tuple[str, str]:
@@ -253,7 +237,7 @@ class DingTalkClient:
             try:
                 reply = self._check_legacy("media/upload", answer)
             except _TokenRefused:
-                self._drop(token)
+                self._token.drop(token)
                 if fresh:
                     raise DingTalkUnavailable("media/upload", "token refused again after a refresh") from None
                 continue
@@ -275,7 +259,7 @@ class DingTalkClient:
             try:
                 return self._check_new(api, answer)
             except _TokenRefused:
-                self._drop(token)
+                self._token.drop(token)
                 if fresh:
                     raise DingTalkUnavailable(api, "token refused again after a refresh") from None
                 log.info("DingTalk %s: token refused, fetching a new one", api)
@@ -333,7 +317,7 @@ class DingTalkClient:
         return self._scrub(f"{data.get('code', '')} {str(data.get('message', ''))[:160]}".strip())
 
     def _scrub(self, text: str) -> str:
-        for secret in (self._secret, self._token):
+        for secret in (self._secret, self._token.value):
             if secret:
                 text = text.replace(secret, "***")
         return text

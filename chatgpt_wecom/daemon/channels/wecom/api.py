@@ -26,6 +26,7 @@ Exception texts and log lines never contain the access_token or the secret.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -36,6 +37,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from chatgpt_wecom.daemon.channels.access_token import AccessToken
 from chatgpt_wecom.daemon.channels.retry import RetryPolicy
 from chatgpt_wecom.daemon.channels.transport import json_object, transport_error
 
@@ -172,14 +174,8 @@ class WeComClient:
         self._agent_id = agent_id
         self._secret = secret
         self._retry = retry
-        self._clock = clock
         self._on_config_error = on_config_error
-        self._lock = asyncio.Lock()
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self._expires_at = 0.0
-        self._config_error: WeComConfigError | None = None
-        self._config_error_until = 0.0
+        self._token = AccessToken(clock, retry.config_error_cooldown)
         self._last_error: WeComAPIError | None = None
         self.seen_ip: str | None = None  # the IP WeCom last said our calls came from (its "from ip" in an error)
 
@@ -190,17 +186,9 @@ class WeComClient:
     # --- access_token -----------------------------------------------------------------------------
     async def token(self) -> str:
         """A live access_token, cached and refreshed early; concurrent callers share one gettoken."""
-        if self._token is not None and self._clock() < self._refresh_at:
-            return self._token
-        async with self._lock:
-            if self._token is not None and self._clock() < self._refresh_at:
-                return self._token
-            return await self._fetch_token()
+        return await self._token.get(self._fetch_token)
 
-    async def _fetch_token(self) -> str:
-        if self._config_error is not None and self._clock() < self._config_error_until:
-            err = self._config_error
-            raise WeComConfigError(err.errcode, err.errmsg, api=err.api)
+    async def _fetch_token(self) -> tuple[str, float]:
         params = {"corpid": self._corp_id, "corpsecret": self._secret}
         try:
             reply = await self._request(_Call("GET", "gettoken", params))
@@ -208,37 +196,27 @@ class WeComClient:
             if not isinstance(token, str) or not token:
                 raise WeComUnavailableError(ERR_TRANSPORT, "answer has no access_token", api="gettoken")
         except WeComConfigError as exc:  # _request has reported it; remember it to spare WeCom (and our IP)
-            self._config_error = exc
-            self._config_error_until = self._clock() + self._retry.config_error_cooldown
+            self._token.refused(functools.partial(WeComConfigError, exc.errcode, exc.errmsg, api=exc.api))
             raise
         except WeComAPIError as exc:
             self._last_error = exc
             raise
         expires_in = float(reply.data.get("expires_in") or 7200)
-        now = self._clock()
-        self._token = token
-        self._expires_at = now + expires_in
-        self._refresh_at = now + (expires_in - 300 if expires_in > 600 else expires_in / 2)
-        self._config_error, self._last_error = None, None
+        self._last_error = None
         log.info("WeCom access_token fetched, valid for %.0f s", expires_in)
-        return token
+        return token, expires_in
 
     def clear_config_error(self) -> None:
         """Forget a remembered gettoken config error so the next call asks WeCom again (after a fix)."""
-        self._config_error = None
-
-    def _drop_token(self, token: str) -> None:
-        if self._token == token:  # a concurrent caller may already hold a newer one
-            self._token = None
+        self._token.forget_refusal()
 
     def token_state(self) -> TokenState:
         """A snapshot of the token cache and the last token/config error (never the token itself)."""
-        remaining = self._expires_at - self._clock()
-        live = self._token is not None and remaining > 0
+        remaining = self._token.remaining()
         err = self._last_error
         return TokenState(
-            has_token=live,
-            expires_in=remaining if live else None,
+            has_token=remaining is not None,
+            expires_in=remaining,
             last_error=str(err) if err else None,
             last_error_code=err.errcode if err else None,
         )
@@ -299,7 +277,7 @@ class WeComClient:
             try:
                 return await self._request(replace(call, params={**call.params, "access_token": token}))
             except _TokenInvalid as exc:
-                self._drop_token(token)
+                self._token.drop(token)
                 if fresh:
                     msg = f"{exc.errmsg} (refused again with a freshly fetched access_token)"
                     raise WeComUnavailableError(exc.errcode, msg, api=call.api) from None
@@ -371,7 +349,7 @@ class WeComClient:
         errmsg = _SCRUB_RE.sub(r"\1=***", errmsg)
         if match := _FROM_IP_RE.search(errmsg):
             self.seen_ip = match.group(1).rstrip(".:")
-        for secret in (self._secret, self._token, call.params.get("access_token")):
+        for secret in (self._secret, self._token.value, call.params.get("access_token")):
             if secret:
                 errmsg = errmsg.replace(secret, "***")
         if errcode in _TOKEN_INVALID:
