@@ -27,6 +27,7 @@ from chatgpt_wecom.daemon.main import serve
 from chatgpt_wecom.daemon.pipeline.delivery import DeliveryPolicy
 from chatgpt_wecom.daemon.services import Services, Tuning
 from tests.fakes.model import FakeModel
+from tests.fakes.waiting import wait_until
 from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner, SignedRequest
 
@@ -74,15 +75,6 @@ def make_settings(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, **override
     }
     values.update(overrides)
     return Settings(**values)
-
-
-async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll `predicate()` (sync) until true; the interval is short and the deadline is the only limit."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class DaemonRunner:

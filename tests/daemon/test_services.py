@@ -25,7 +25,8 @@ from chatgpt_wecom.daemon.channels.base import Capabilities, Channel, MediaUnava
 from chatgpt_wecom.daemon.services import Services
 from chatgpt_wecom.daemon.store.private import database_files
 from chatgpt_wecom.daemon.store.schema import MIGRATIONS
-from tests.daemon_runner import FAST, wait_until
+from tests.daemon_runner import FAST
+from tests.fakes.waiting import wait_until
 
 
 class Connection(Channel):

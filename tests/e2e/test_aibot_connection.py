@@ -14,8 +14,9 @@ import pytest
 
 from chatgpt_wecom.daemon.channels.wecom_bot.channel import WeComBot
 from tests.aibot_runner import BOT_FAST, bot_process, bot_settings
-from tests.daemon_runner import DaemonRunner, wait_until
+from tests.daemon_runner import DaemonRunner
 from tests.fakes.model import FakeModel
+from tests.fakes.waiting import wait_until
 from tests.fakes.wecom import FakeWeCom
 from tests.fakes.wecom_bot import FakeAIBot
 

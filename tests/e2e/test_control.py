@@ -15,9 +15,10 @@ import pytest
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.client import ControlClient, ControlError, DaemonNotRunning
 from chatgpt_wecom.daemon.control.site import ControlSocketError
-from tests.daemon_runner import DaemonRunner, make_settings, short_socket_path, wait_until
+from tests.daemon_runner import DaemonRunner, make_settings, short_socket_path
 from tests.fakes.channel import MemoryChannel
 from tests.fakes.model import FakeModel
+from tests.fakes.waiting import wait_until
 from tests.fakes.wecom import FakeWeCom
 
 

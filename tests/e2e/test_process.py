@@ -13,8 +13,9 @@ from pathlib import Path
 import aiohttp
 
 from chatgpt_wecom.config import Settings
-from tests.daemon_runner import AGENT_ID, DaemonProcess, make_settings, wait_until, write_config
+from tests.daemon_runner import AGENT_ID, DaemonProcess, make_settings, write_config
 from tests.fakes.model import FakeModel
+from tests.fakes.waiting import wait_until
 from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner
 

@@ -17,8 +17,9 @@ import pytest
 from chatgpt_wecom import protocol as p
 from chatgpt_wecom.config import Settings
 from tests.ctl.test_ctl import ok
-from tests.daemon_runner import FAST, MSG_IDS, DaemonRunner, FakeClock, make_settings, wait_until
+from tests.daemon_runner import FAST, MSG_IDS, DaemonRunner, FakeClock, make_settings
 from tests.fakes.model import FakeModel
+from tests.fakes.waiting import wait_until
 from tests.fakes.wecom import FakeWeCom
 
 DAY = 86_400.0

@@ -30,7 +30,6 @@ Every request is recorded in `requests`, in order, with its arrival time.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import secrets
@@ -42,6 +41,8 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.waiting import wait_until
 
 MSG_IDS = itertools.count(1)
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
@@ -298,11 +299,7 @@ class FakeDingTalk:
         self._failures.setdefault(path, deque()).extend([(status, body)] * times)
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            await asyncio.sleep(0.01)
+        await wait_until(predicate, timeout, what)
 
     # --- handlers ---------------------------------------------------------------------------------------
     async def _record(self, request: web.Request) -> Recorded:

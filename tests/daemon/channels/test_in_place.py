@@ -11,9 +11,10 @@ from pathlib import Path
 
 from chatgpt_wecom.daemon.channels.base import LiveReply, Origin
 from chatgpt_wecom.daemon.chat import replies
-from tests.daemon_runner import FAST, DaemonRunner, make_settings, wait_until
+from tests.daemon_runner import FAST, DaemonRunner, make_settings
 from tests.fakes import channel as fakes
 from tests.fakes.model import FakeModel
+from tests.fakes.waiting import wait_until
 from tests.fakes.wecom import FakeWeCom
 
 

@@ -18,9 +18,10 @@ from chatgpt_wecom.daemon.channels.base import (
 )
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
 from chatgpt_wecom.daemon.services import Services
-from tests.daemon_runner import DaemonRunner, make_settings, wait_until
+from tests.daemon_runner import DaemonRunner, make_settings
 from tests.fakes import channel as fakes
 from tests.fakes.model import FakeModel
+from tests.fakes.waiting import wait_until
 from tests.fakes.wecom import FakeWeCom
 
 KEYS = itertools.count()

@@ -9,8 +9,8 @@ import pytest
 from chatgpt_wecom.daemon.model.base import ModelUnavailableError, RateLimitedError
 from chatgpt_wecom.daemon.model.client import ModelClient
 from chatgpt_wecom.daemon.model.pace import ProviderPace
-from tests.daemon_runner import wait_until
 from tests.fakes.model import FakeModel, error_body
+from tests.fakes.waiting import wait_until
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
