@@ -86,6 +86,9 @@ _Waiter = tuple[NewMessage, "asyncio.Future[int | None]"]
 T = TypeVar("T")
 
 
+# One encoder for every row: json.dumps with an option builds a new JSONEncoder per call (4 µs against 2 µs).
+_payload_json = json.JSONEncoder(ensure_ascii=False).encode
+
 _INSERT = (
     "INSERT INTO inbox (dedupe_key, user_id, msg_type, content, payload, received_at, channel, namespace, chat)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"
@@ -175,7 +178,7 @@ class InboxStore:
 
     async def _insert(self, messages: Any) -> dict[str, int]:
         rows = [
-            (m.dedupe_key, m.user_id, m.msg_type, m.content, json.dumps(m.payload, ensure_ascii=False), m.received_at,
+            (m.dedupe_key, m.user_id, m.msg_type, m.content, _payload_json(m.payload), m.received_at,
              m.channel, m.namespace, m.chat or m.user_id)
             for m in messages
         ]  # fmt: skip
