@@ -211,6 +211,10 @@ async def test_a_mixed_message_asks_about_its_picture(
         await daemon.idle()
     (vision,) = [r for r in model.requests if r.kind == "chat"]
     assert vision.last_user_text == "这是什么" and len(vision.images) == 1
+    # One reply, the answer, in place: no "picture received, now ask about it" for a picture that came with its question
+    (stream,) = bot.streams_of(req_id)
+    assert stream.finished and stream.text == "echo: 这是什么"
+    assert bot.sent == []
 
 
 async def test_a_file_is_not_supported_yet(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, bot: FakeAIBot) -> None:

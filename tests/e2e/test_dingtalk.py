@@ -135,10 +135,12 @@ async def test_rich_text_asks_its_question_about_its_picture(
         await ding.wait_connected(APP)
         rich = {"richText": [{"text": "这张图"}, {"downloadCode": "dl-rich", "type": "picture"}, {"text": "是什么"}]}
         await ding.push(ding.message(user="gus", msgtype="richText", content=rich))
-        await ding.wait_for(lambda: len(ding.replies(user="gus")) == 2, what="receipt and answer")
+        await ding.wait_for(lambda: ding.replies(user="gus"), what="the answer")
         await daemon.idle()
     chat = [r for r in model.requests if r.kind == "chat"][-1]
     assert chat.images and chat.last_user_text == "这张图是什么"
+    # One reply, the answer: no "picture received, now ask about it" for a picture that came with its question
+    assert ding.texts(user="gus") == ["echo: 这张图是什么"]
 
 
 async def test_a_voice_message_is_answered_with_what_dingtalk_heard(daemon: DaemonRunner, ding: FakeDingTalk) -> None:

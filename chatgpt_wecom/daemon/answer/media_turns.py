@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from chatgpt_wecom.daemon.answer.gate import Gate
 from chatgpt_wecom.daemon.answer.turn import Outcome, Turn
+from chatgpt_wecom.daemon.channels.base import QUESTION_FOLLOWS
 from chatgpt_wecom.daemon.chat import replies
 from chatgpt_wecom.daemon.events import EventBus
 from chatgpt_wecom.daemon.live_policy import LivePolicy
@@ -88,7 +89,9 @@ class MediaTurns:
         except MediaError as exc:  # not fetched (MediaUnavailable) or not an image
             log.warning("picture: message %d of %s not fetched: %s", row.id, row.user_id, exc)
             return turn.reply(replies.picture_failed())
-        return dataclasses.replace(turn.reply(replies.picture_received()), pending_image=str(path))
+        # Its question came with it (the next message): the answer to that is the reply, not "ask me about it".
+        receipt = "" if row.payload.get(QUESTION_FOLLOWS) else replies.picture_received()
+        return dataclasses.replace(turn.reply(receipt), pending_image=str(path))
 
     async def draw(self, turn: Turn, prompt: str) -> Outcome:
         """#图片: generate, store and send an image; counts against the quota."""

@@ -45,11 +45,16 @@ class Capabilities:
     message_max_age: float = 0.0  # seconds one message may keep growing in place (0: no limit)
 
 
+# Payload key of a picture that came with its question in one message (the AI bot's mixed, DingTalk's richText):
+# the picture is stored first and kept without a reply; the question, stored next, is answered about it.
+QUESTION_FOLLOWS = "question_follows"
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
     """A message as a channel received it, before it is stored. `dedupe_key` is the transport's own id for it
     (the intake prefixes the channel's name and stamps the time); `payload` holds what the channel needs later
-    (media references)."""
+    (media references) and what the pipeline reads: `media_id`, `recognition`, `QUESTION_FOLLOWS`."""
 
     dedupe_key: str
     user_id: str

@@ -6,9 +6,10 @@
   the message's sessionWebhook (no staffId to address by OpenAPI, none to @).
 - Where: a group is its `conversationId` (the openConversationId OpenAPI sends to); a private chat is "".
 - What: text (trimmed: a group's @mention leaves a leading space); richText = its text, and its first picture as
-  an image message stored just before it (key `<msgId>#picture`), so the picture is kept and the text is asked
-  about it; picture → "image"; audio → "voice" with DingTalk's own speech recognition; video, file and anything
-  else keep their type (the pipeline answers that it cannot read them).
+  an image message stored just before it (key `<msgId>#picture`, marked `QUESTION_FOLLOWS` when there is text),
+  so the picture is kept without a reply of its own and the text is asked about it; picture → "image"; audio →
+  "voice" with DingTalk's own speech recognition; video, file and anything else keep their type (the pipeline
+  answers that it cannot read them).
 - Media references (`payload["media_id"]`) are `<client_id> <downloadCode>`: the app whose robot received it is
   the one that may download it (`channel.fetch_media`).
 """
@@ -20,7 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from chatgpt_wecom.daemon.channels.base import Inbound
+from chatgpt_wecom.daemon.channels.base import QUESTION_FOLLOWS, Inbound
 
 PRIVATE, GROUP = "1", "2"  # conversationType
 
@@ -106,7 +107,10 @@ def parse(data: Mapping[str, Any], client_id: str) -> list[Inbound]:
             text = "".join(str(i["text"]) for i in items if "text" in i).strip()
             codes = [str(i.get("downloadCode") or i.get("pictureDownloadCode")) for i in items
                      if i.get("downloadCode") or i.get("pictureDownloadCode")]  # fmt: skip
-            found = [one("image", "", f"{msg_id}#picture", media_id=media_ref(client_id, codes[0]))] if codes else []
+            found = []
+            if codes:
+                asked = {QUESTION_FOLLOWS: "1"} if text else {}
+                found.append(one("image", "", f"{msg_id}#picture", media_id=media_ref(client_id, codes[0]), **asked))
             return found + ([one("text", text)] if text else [])
         case "audio":
             code = str(content.get("downloadCode") or "")

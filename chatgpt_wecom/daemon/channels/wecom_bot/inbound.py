@@ -4,15 +4,16 @@
   chat type. A group's chat is its chatid; a private chat's is "" (the user's own).
 - In a group the leading @mention is stripped (§2.2); a bare @ asks about the quoted message.
 - Voice comes transcribed (`recognition`); a picture's `media_id` is its reference (media.ref); a mixed message is
-  its first picture (key `msgid:image`) followed by its text; files and videos keep their type and no text (the
-  pipeline says it cannot read them yet).
+  its first picture (key `msgid:image`, marked `QUESTION_FOLLOWS` when there is text: kept without a reply of its
+  own) followed by its text; files and videos keep their type and no text (the pipeline says it cannot read them
+  yet).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chatgpt_wecom.daemon.channels.base import Inbound
+from chatgpt_wecom.daemon.channels.base import QUESTION_FOLLOWS, Inbound
 from chatgpt_wecom.daemon.channels.wecom_bot import media, protocol
 from chatgpt_wecom.daemon.channels.wecom_bot.protocol import Received
 
@@ -36,10 +37,9 @@ def messages(frame: Received, bot_name: str) -> list[Inbound]:
     def message(key: str, kind: str, content: str, **extra: str) -> Inbound:
         return Inbound(key, user, kind, content, chat=chat, payload={**payload, **extra})
 
-    def picture(key: str, image: dict[str, Any]) -> Inbound:
-        return message(
-            key, "image", "", media_id=media.ref(str(image.get("url") or ""), str(image.get("aeskey") or ""))
-        )
+    def picture(key: str, image: dict[str, Any], **extra: str) -> Inbound:
+        url, aeskey = str(image.get("url") or ""), str(image.get("aeskey") or "")
+        return message(key, "image", "", media_id=media.ref(url, aeskey), **extra)
 
     if msgtype == "text":
         text = text_of(str((body.get("text") or {}).get("content") or ""))
@@ -52,5 +52,7 @@ def messages(frame: Received, bot_name: str) -> list[Inbound]:
     if msgtype == "mixed":
         raw, image = protocol.mixed_parts(body.get("mixed") or {})
         text = text_of(raw)
-        return ([picture(f"{msgid}:image", image)] if image else []) + ([message(msgid, "text", text)] if text else [])
+        asked = {QUESTION_FOLLOWS: "1"} if text else {}
+        found = [picture(f"{msgid}:image", image, **asked)] if image else []
+        return found + ([message(msgid, "text", text)] if text else [])
     return [message(msgid, msgtype or "unknown", "")]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from chatgpt_wecom.daemon.channels.base import QUESTION_FOLLOWS
 from chatgpt_wecom.daemon.channels.dingtalk.messages import MessageError, decode, parse, parse_media_ref, user_of
 
 
@@ -64,6 +65,9 @@ def test_rich_text_is_its_picture_then_its_question() -> None:
     picture, question = parse(message("richText", content=rich), "dingAPP")
     assert (picture.msg_type, picture.dedupe_key) == ("image", "msgABC==#picture")
     assert (question.msg_type, question.content, question.dedupe_key) == ("text", "这是什么", "msgABC==")
+    assert picture.payload[QUESTION_FOLLOWS] == "1" and QUESTION_FOLLOWS not in question.payload
+    (alone,) = parse(message("richText", content={"richText": [{"downloadCode": "d3"}, {"text": " "}]}), "dingAPP")
+    assert alone.msg_type == "image" and QUESTION_FOLLOWS not in alone.payload  # no question: it gets its receipt
 
 
 @pytest.mark.parametrize("broken", [{"msgId": ""}, {"msgtype": ""}, {"senderStaffId": "", "senderId": ""}])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatgpt_wecom.daemon.channels.base import Inbound
+from chatgpt_wecom.daemon.channels.base import QUESTION_FOLLOWS, Inbound
 from chatgpt_wecom.daemon.channels.wecom_bot import inbound
 from chatgpt_wecom.daemon.channels.wecom_bot.protocol import Received
 
@@ -66,6 +66,10 @@ def test_a_mixed_message_is_its_picture_then_its_text() -> None:
         "M1",
         "这是什么",
     )
+    assert picture.payload[QUESTION_FOLLOWS] == "1" and QUESTION_FOLLOWS not in text.payload
+    only = {"msg_item": [{"msgtype": "image", "image": {"url": "https://x/p", "aeskey": "KEY"}}]}
+    (alone,) = single("mixed", only)
+    assert alone.msg_type == "image" and QUESTION_FOLLOWS not in alone.payload  # no question: it gets its receipt
 
 
 def test_files_and_videos_keep_their_type_and_malformed_callbacks_are_dropped() -> None:
