@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError, core_schema
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chatgpt_wecom.config_values import dns_label, header_value, listen_address, no_controls, url_segment, url_text
+from chatgpt_wecom.user_ids import user_id_problem
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ LEGACY_HELP = (  # the Go project's default reply to 帮助: a config.yml carryi
 )
 
 UserList = Annotated[list[str], NoDecode]
+_SEVERAL_IDS = " (in YAML, list several ids as separate entries; in the environment, separate them with commas)"
 
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 _USERINFO = re.compile(r"//[^/@\s]*@")
@@ -324,6 +326,15 @@ class Settings(BaseSettings):
             value = value.split(",")
         if isinstance(value, list):
             return [str(v).strip() for v in value if v is not None and str(v).strip()]
+        return value
+
+    @field_validator("allow_users", "deny_users", "vip_users", "admin_users")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        """An entry that is no user id matches nobody (on allow_users it would shut everyone out): refuse it."""
+        problems = [p for entry in value if (p := user_id_problem(entry, several=_SEVERAL_IDS)) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("agent_id", "port", mode="before")

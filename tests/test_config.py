@@ -51,6 +51,25 @@ def test_base_url_and_proxy_errors_do_not_echo_credentials(tmp_path: Path) -> No
     assert "Passw0rd" not in text and ":pw@" not in text
 
 
+def test_a_user_list_entry_that_is_no_user_id_is_refused_naming_the_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "alice bob" on allow_users would match nobody and shut everyone out: the same rule as `ctl users add`."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, allow_users=["alice bob", "carol"], admin_users=["x|y"], vip_users=["ok.id"]))
+    allow, admin = err.value.lines
+    assert allow.startswith("allow_users: “alice bob” holds a space, which no user id has")
+    assert "list several ids as separate entries" in allow
+    assert admin.startswith("admin_users: “x|y” holds “|”")
+    monkeypatch.setenv("DENY_USERS", "zhang.san@corp, dingtalk:manager1234, li si")
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path))
+    (deny,) = err.value.lines
+    assert deny.startswith("deny_users: “li si” holds a space") and "separate them with commas" in deny
+    monkeypatch.setenv("DENY_USERS", "zhang.san@corp, dingtalk:manager1234")
+    assert load_settings(write(tmp_path)).deny_users == ["zhang.san@corp", "dingtalk:manager1234"]
+
+
 def test_each_bad_key_is_one_line_and_secrets_are_never_shown(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(write(tmp_path, agent_id="", receive_msg_key="short", agent_secret=""))

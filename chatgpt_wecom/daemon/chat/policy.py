@@ -11,7 +11,6 @@ WeCom UserIDs are case-insensitive, so membership is too. An entry is a plain id
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -21,39 +20,6 @@ from chatgpt_wecom.protocol import ListName
 
 LIST_NAMES: tuple[ListName, ...] = ("allow", "deny", "vip", "admin")
 LIST_LABELS: dict[ListName, str] = {"allow": "允许", "deny": "禁止", "vip": "VIP", "admin": "管理员"}
-
-
-MAX_USER_ID = 64  # WeCom: a userid is 1–64 characters; DingTalk's staff ids are shorter
-_ID_CHARS = re.compile(r"[A-Za-z0-9_.@-]+")
-_NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-
-
-def _printable(text: str) -> str:
-    """`text` with what a terminal would act on (controls, bidi overrides) written as U+XXXX."""
-    return "".join(c if c.isprintable() else f"U+{ord(c):04X}" for c in text)
-
-
-def user_id_problem(entry: str) -> str | None:
-    """Why `entry` cannot be a list entry, as one sentence; None when it can.
-
-    An entry is a user id — WeCom's (letters, digits, `_ - . @`, at most 64 characters) or a DingTalk staff id (the
-    same characters, fewer of them) — or `namespace:id` for that person only (`dingtalk:manager1234`)."""
-    shown = _printable(entry if len(entry) <= 24 else entry[:23] + "…")
-    namespace, sep, user = entry.partition(":")
-    if sep and not _NAMESPACE.fullmatch(namespace):
-        return f"“{shown}”: before “:” must come a namespace such as wecom or dingtalk (lower-case letters)"
-    if not sep:
-        user = entry
-    if not user.strip():
-        return "an empty user id was given" if not sep else f"“{shown}” names no user after “{namespace}:”"
-    if len(user) > MAX_USER_ID:
-        return f"“{shown}” has {len(user)} characters; a user id has at most {MAX_USER_ID}"
-    if not _ID_CHARS.fullmatch(user):
-        bad = next(c for c in user if not _ID_CHARS.fullmatch(c))
-        what = {" ": "a space", ",": "a comma", "，": "a comma", ":": "a second “:”"}.get(bad, f"“{_printable(bad)}”")
-        several = " (give several ids as separate arguments)" if bad in " ,，;" else ""
-        return f"“{shown}” holds {what}, which no user id has — only letters, digits and _ - . @{several}"
-    return None
 
 
 def _fold(users: frozenset[str] | set[str] | tuple[str, ...]) -> frozenset[str]:

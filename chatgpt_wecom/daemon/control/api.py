@@ -33,12 +33,12 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from chatgpt_wecom import protocol as p
-from chatgpt_wecom.daemon.chat.policy import user_id_problem
 from chatgpt_wecom.daemon.events import Event, TooManySubscribers
 from chatgpt_wecom.daemon.exchange_view import as_wire, history_markdown
 from chatgpt_wecom.daemon.keys import SERVICES
 from chatgpt_wecom.daemon.operator import Operator, vars_of
 from chatgpt_wecom.daemon.services import Services
+from chatgpt_wecom.user_ids import user_id_problem
 
 log = logging.getLogger(__name__)
 
