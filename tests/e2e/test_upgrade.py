@@ -29,6 +29,10 @@ async def test_a_release_0_1_0_database_keeps_everything(tmp_path: Path, wecom: 
         services = daemon.services
         assert services is not None
         assert (await services.operator.status()).paused  # the operator's pause survived the upgrade
+        # The directory knows who wrote before the upgrade, and by which channel their latest message came.
+        people = {person.user_id: person for person in await services.directory.people(0, "2026-11-18")}
+        assert (people["zhangsan"].channel, people["zhangsan"].last_seen) == ("wecom", 1795000060.0)
+        assert people["lisi"].channel == "wecom"
         # The message accepted before the upgrade and never answered is answered now, once (paused: the notice).
         await wecom.wait_for_sent(1, user="lisi")
         assert wecom.texts_to("lisi") == [settings.pause_notice]

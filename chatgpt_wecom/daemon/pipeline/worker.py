@@ -268,7 +268,7 @@ class Worker:
                 await ConversationStore.clear_context(conn, row.user_id, row.key)
             if outcome.exchange is not None:
                 await ConversationStore.add_exchange(conn, row.id, outcome.exchange)
-            await ConversationStore.save_user(conn, row.key, outcome.mode, row.received_at)
+            await ConversationStore.save_user(conn, row.key, outcome.mode, row.received_at, row.id)
             if outcome.pending_image is not KEEP:
                 await ConversationStore.set_pending_image(conn, row.key, outcome.pending_image, row.received_at)
             if outcome.quota_day is not None:
@@ -318,6 +318,7 @@ class Worker:
         )  # fmt: skip
         async with self._db.tx() as conn:
             await ConversationStore.add_exchange(conn, row.id, exchange)
+            await ConversationStore.saw(conn, row.key, row.id)
             start = await OutboxStore.next_part(conn, row.id)
             await OutboxStore.add_parts(conn, row, self._format(row), self._led_by(before, note, row), start=start)
             await DraftStore.drop(conn, row.id)

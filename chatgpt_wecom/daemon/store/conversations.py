@@ -133,11 +133,24 @@ class ConversationStore:
         )
 
     @staticmethod
-    async def save_user(conn: aiosqlite.Connection, key: ChatKey, mode: str | None, active_at: float) -> None:
-        """The conversation's mode and when it was last active."""
+    async def save_user(
+        conn: aiosqlite.Connection, key: ChatKey, mode: str | None, active_at: float, inbox_id: int
+    ) -> None:
+        """The conversation's mode, when it was last active, and its latest message (`inbox_id`, just answered)."""
         await conn.execute(
-            "INSERT INTO conversations (namespace, user_id, chat, mode, last_active_at) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO conversations (namespace, user_id, chat, mode, last_active_at, last_inbox_id)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, user_id, chat) DO UPDATE"
+            " SET mode = excluded.mode, last_active_at = excluded.last_active_at,"
+            " last_inbox_id = max(coalesce(last_inbox_id, 0), excluded.last_inbox_id)",
+            (*key.sql, mode, active_at, inbox_id),
+        )
+
+    @staticmethod
+    async def saw(conn: aiosqlite.Connection, key: ChatKey, inbox_id: int) -> None:
+        """The conversation's latest message is `inbox_id` (closed without an answer), its mode left as it is."""
+        await conn.execute(
+            "INSERT INTO conversations (namespace, user_id, chat, last_inbox_id) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (namespace, user_id, chat) DO UPDATE"
-            " SET mode = excluded.mode, last_active_at = excluded.last_active_at",
-            (*key.sql, mode, active_at),
+            " SET last_inbox_id = max(coalesce(last_inbox_id, 0), excluded.last_inbox_id)",
+            (*key.sql, inbox_id),
         )

@@ -1,11 +1,11 @@
-"""The people the daemon knows, from what it stores: who wrote (the inbox), who talked where (conversations), who
+"""The people the daemon knows, from what it stores: who talked where and their latest message (conversations), who
 asked today (exchanges) and who was counted against today's quota. The access lists are the caller's to add.
 
-One query, grouped once: the inbox's latest message per person comes from `inbox_person` (namespace, user_id,
-id) — a covering index scan, ~0.3 s for a million messages from 10,000 people, ~1.9 s without it
-(bench/users.py) — and today's questions and counts from the time and day indexes. A person's name is the one
-their latest message carried (DingTalk's `senderNick`, stored as `sender_nick` in the payload); pruned messages
-keep none.
+One query, grouped once, that never walks the inbox: each conversation keeps its latest message's id
+(`last_inbox_id`, written with the answer — so someone appears once their first message has been answered, or
+refused), and today's questions and counts come from the time and day indexes. A person's name is the one their
+latest message carried (DingTalk's `senderNick`, stored as `sender_nick` in the payload); pruned messages keep
+none. bench/users.py times it on a large database.
 """
 
 from __future__ import annotations
@@ -33,10 +33,8 @@ FROM (
   SELECT namespace, user_id, max(msg) AS msg, max(active) AS active, max(at) AS at, sum(asked) AS asked,
          sum(groups) AS groups
   FROM (
-    SELECT namespace, user_id, max(id) AS msg, NULL AS active, NULL AS at, 0 AS asked, 0 AS groups
-      FROM inbox GROUP BY namespace, user_id
-    UNION ALL
-    SELECT namespace, user_id, NULL, max(last_active_at), NULL, 0, sum(chat != user_id)
+    SELECT namespace, user_id, max(last_inbox_id) AS msg, max(last_active_at) AS active, NULL AS at, 0 AS asked,
+           sum(chat != user_id) AS groups
       FROM conversations GROUP BY namespace, user_id
     UNION ALL
     SELECT namespace, user_id, NULL, NULL, max(asked_at), count(*), 0

@@ -135,6 +135,8 @@ async def test_a_stop_mid_answer_ends_in_what_was_shown_plus_a_note(
     assert db.execute("SELECT count(*) FROM drafts").fetchone()[0] == 0
     state = db.execute("SELECT state FROM inbox").fetchone()[0]
     assert state == "done"
+    # Closed without an answer, the message is still dave's latest in the user directory.
+    assert db.execute("SELECT user_id, last_inbox_id FROM conversations").fetchall() == [("dave", 1)]
 
 
 async def test_an_answer_waiting_for_a_rate_limited_provider_says_so_in_place(
