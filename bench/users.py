@@ -41,18 +41,19 @@ async def fill(db: Database, messages: int, people: int) -> None:
     rng = random.Random(7)
     async with db.tx() as conn:
         rows = []
+        latest: dict[tuple[str, str], int] = {}  # each person's latest message id (ids count from 1)
         for i in range(messages):
             namespace, user = person(rng.randrange(people))
             payload = {"sender_nick": f"昵称{user}"} if namespace == "dingtalk" else {"AgentID": "1000002"}
             text = json.dumps(payload, ensure_ascii=False)
             at = NOW - messages + i
             rows.append((f"{namespace}:m{i}", user, "text", "请帮我看看", text, at, namespace, namespace, user, "done"))
+            latest[(namespace, user)] = i + 1
         await conn.executemany(
             "INSERT INTO inbox (dedupe_key, user_id, msg_type, content, payload, received_at, channel, namespace,"
             " chat, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        latest = {(row[7], row[1]): number for number, row in enumerate(rows, start=1)}  # ids count from 1
         await conn.executemany(
             "INSERT INTO conversations (namespace, user_id, chat, last_active_at, last_inbox_id)"
             " VALUES (?, ?, ?, ?, ?)",
