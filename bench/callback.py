@@ -351,12 +351,17 @@ class Server:
     batches: Batches
 
 
+def answers_held(args: argparse.Namespace) -> bool:
+    """Whether no answer can come back within a wait (`--model-delay` at least `--time-cap`): then none is awaited."""
+    return bool(args.model_delay >= args.time_cap)
+
+
 class Answers:
     """The daemon's answers as FakeWeCom accepted them, and the waits until those to the acked callbacks went out."""
 
     def __init__(self, wecom: FakeWeCom, args: argparse.Namespace) -> None:
         self.wecom = wecom
-        self.wait = args.time_cap if args.model_delay < args.time_cap else 0.0  # else none could come in time
+        self.wait = 0.0 if answers_held(args) else args.time_cap
         self.acked = 0
 
     @property
@@ -582,7 +587,7 @@ def report(args: argparse.Namespace, daemon: Phase, bare: Phase | None) -> None:
     if overrides := daemon_overrides(args):
         print(f"daemon config overrides: {overrides}")
     if args.model_delay:
-        held = " (longer than --time-cap: no waits for answers)" if args.model_delay >= args.time_cap else ""
+        held = " (longer than --time-cap: no waits for answers)" if answers_held(args) else ""
         print(f"FakeModel waits {args.model_delay:g} s before each answer{held}")
     print()
     row("", [p.name for p in phases])
