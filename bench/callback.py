@@ -1,29 +1,32 @@
-"""Callback benchmark: the real daemon against the stand-ins, next to a bare aiohttp handler.
+"""Callback benchmark: the real daemon against the stand-ins, next to a bare aiohttp handler with and without a commit.
 
 Run from the repository root: ``.venv/bin/python bench/callback.py`` (or ``make bench``). Not a test: it prints
 figures and exits 0 whether or not the targets are met (1 only when it could not run at all).
 
-A round, with both servers up at once (each a process of its own, on 127.0.0.1):
+A round, with all three servers up at once (each a process of its own, on 127.0.0.1):
 
 1. Starts FakeWeCom and FakeModel (an instant fixed reply) in this process, the daemon as
-   ``python -m chatgpt_wecom run --config …`` with its data in a temp dir, and the bare handler: this script
-   re-run with ``--bare-server PORT``, which reads the body, parses the envelope, verifies the signature,
-   decrypts and acks — nothing else. Every signed, encrypted text callback (distinct MsgIds, spread over
-   ``--users`` users) is built before any timing, so signing and encryption are not measured.
+   ``python -m chatgpt_wecom run --config …`` with its data in a temp dir, and the two baselines of
+   bench/baselines.py: the *bare* handler, which reads the body, parses the envelope, verifies the signature,
+   decrypts and acks — nothing else; and *bare + commit*, which also commits the decrypted document to SQLite
+   (WAL, fsync, group commit on a thread) before it acks: the cheapest handler that keeps the daemon's promise
+   of persist before ack. Every signed, encrypted text callback (distinct MsgIds, spread over ``--users``
+   users) is built before any timing, so signing and encryption are not measured.
 2. Reads each server's idle RSS from ``/proc/<pid>/status`` once /healthz answers and the processes have settled.
 3. For each server in turn: ``--warmup`` callbacks (not counted); ``--single`` callbacks one at a time (the
    service time, no queueing); one burst of ``--concurrency`` callbacks at once. After each step it waits until
    the daemon has delivered every answer, so that it is idle again.
 4. The sustained run: ``--callbacks`` callbacks per server with exactly ``--concurrency`` in flight, each timed
-   from send to its ``200 ""``, in ``--slices`` slices per server that alternate daemon, bare, bare, daemon,
-   daemon, bare, … so that a drift of the machine's speed during the run weighs on both alike. After each daemon
-   slice it waits for that slice's answers (else they would be written during the bare handler's slice) until
-   all are out or none has come for ``QUIET`` seconds (the daemon paces each member to 30 messages a minute). A
-   server's figures pool its own slices: callbacks/s is its acks over the sum of its slices' durations, and the
-   CPU figures are summed over its slices only. The CPU each server used during the other's slices is printed
-   too. Answers per second are the sustained callbacks' answers over the time from each daemon slice's first send
-   to the last answer FakeWeCom accepted after it, summed over the slices. With ``--no-bare`` only the daemon
-   runs, still in ``--slices`` slices, each followed by the wait for its answers.
+   from send to its ``200 ""``, in ``--slices`` slices per server that alternate daemon, bare, commit, commit,
+   bare, daemon, daemon, … so that a drift of the machine's speed during the run weighs on all alike. After each
+   daemon slice it waits for that slice's answers (else they would be written during another server's slice)
+   until all are out or none has come for ``QUIET`` seconds (the daemon paces each member to 30 messages a
+   minute). A server's figures pool its own slices: callbacks/s is its acks over the sum of its slices'
+   durations, and the CPU figures are summed over its slices only. The CPU each server used during the others'
+   slices is printed too. Answers per second are the sustained callbacks' answers over the time from each daemon
+   slice's first send to the last answer FakeWeCom accepted after it, summed over the slices. ``--no-commit``
+   leaves out bare + commit; ``--no-bare`` both baselines: only the daemon runs, still in ``--slices`` slices,
+   each followed by the wait for its answers.
 
 With ``--model-delay`` the daemon's model timeouts are set past the delay (unless ``--set`` gives them): the tests'
 20 s would give up on every held-back answer mid-run and retry it, putting model calls on the path being measured.
@@ -31,14 +34,15 @@ When the delay is at least ``--time-cap``, no answer could come back within a wa
 answers stay held back for the whole run and only the ack path is measured.
 
 The load generator, FakeWeCom and FakeModel run in this process. On a machine with two CPUs or more each side gets
-CPUs of its own (``--no-pin`` leaves them to the scheduler): this process the first one, both servers — every
+CPUs of its own (``--no-pin`` leaves them to the scheduler): this process the first one, the servers — every
 thread of them — the rest, here one. Left to share, the two took each other's cores at random moments, and the
 same code measured 1,260 and 1,800 callbacks/s an hour apart. CPU used by other processes during the sustained run
 is printed too.
 
 This repeats for ``--rounds`` rounds (3), each with fresh servers, and the table shows the round with the median
-ratio, followed by one line per round. The machine's speed drifts by up to 2× within tens of seconds; measured one
-after the other, the daemon and the bare handler gave ratios of 0.36, 1.18 and 0.47 for the same code.
+ratio of the daemon to the bare handler, followed by one line per round. The machine's speed drifts by up to 2×
+within tens of seconds; measured one after the other, the daemon and the bare handler gave ratios of 0.36, 1.18
+and 0.47 for the same code.
 """
 # ruff: noqa: E402
 
@@ -61,17 +65,15 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 SCRIPT = Path(__file__).resolve()
+BASELINES = SCRIPT.parent / "baselines.py"
 ROOT = SCRIPT.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiohttp
 import yaml
-from aiohttp import web
 from yarl import URL
 
-from chatgpt_wecom.daemon.channels.wecom.crypto import CryptoError, WeComCrypto
-from chatgpt_wecom.daemon.channels.wecom.messages import MessageError, parse_envelope
 from tests.daemon_runner import AGENT_ID, DaemonProcess, free_port, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
@@ -89,32 +91,6 @@ REQUEST_TIMEOUT = 30.0  # per callback request; a hung server cannot stall a ste
 Prepared = tuple[URL, bytes]
 # Wait until the answers to `n` more acked callbacks went out; the arrival of the last answer so far (0: none).
 Drained = Callable[[int], Awaitable[float]]
-
-
-# --- the bare baseline server -----------------------------------------------------------------------------------
-def run_bare_server(port: int) -> None:
-    """A minimal callback handler: read, parse the envelope, verify the signature, decrypt, ack. Nothing else."""
-    crypto = WeComCrypto(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)
-
-    async def receive(request: web.Request) -> web.Response:
-        q = request.query
-        body = await request.read()
-        try:
-            envelope = parse_envelope(body)
-            crypto.decrypt_message(
-                q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""), envelope.encrypt
-            )
-        except (CryptoError, MessageError) as exc:
-            return web.Response(status=403, text=str(exc))
-        return web.Response(text="")
-
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app = web.Application(client_max_size=64 * 1024)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_post("/ai/callback", receive)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, handle_signals=True)
 
 
 # --- /proc readings -----------------------------------------------------------------------------------------------
@@ -173,7 +149,7 @@ class Placement:
     def describe(self, servers: int) -> str:
         return (
             f"load generator, FakeWeCom and FakeModel on CPU {_cpus(self.load)}, "
-            f"{'both servers' if servers > 1 else 'the server'} under test on CPU {_cpus(self.server)}"
+            f"{f'all {servers} servers' if servers > 1 else 'the server'} under test on CPU {_cpus(self.server)}"
         )
 
 
@@ -316,7 +292,7 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process, within: float
     raise RuntimeError(f"{url} did not become ready within {within:g} s")
 
 
-# --- the two servers ----------------------------------------------------------------------------------------------
+# --- the servers ---------------------------------------------------------------------------------------------------
 @dataclass
 class Phase:
     """One server's figures for a round."""
@@ -329,8 +305,8 @@ class Phase:
     peak_rss_mib: float = float("nan")
     server_cpu: float = 0.0  # CPU seconds of the server during its own slices
     bench_cpu: float = 0.0  # CPU seconds of this process (client + fakes) during them
-    other_cpu: float = 0.0  # CPU seconds of every process but the two servers and this one during them
-    cpu_elsewhere: float = 0.0  # CPU seconds of the server during the other server's slices
+    other_cpu: float = 0.0  # CPU seconds of every process but the servers and this one during them
+    cpu_elsewhere: float = 0.0  # CPU seconds of the server during the other servers' slices
     cpu_start: float = 0.0  # the server's CPU seconds when the sustained run began
     total_cpu: float = float("nan")  # CPU seconds of the daemon from the sustained run's start to its last answer
     answer_time: float = 0.0  # seconds from each of the daemon's slices' start to its last answer, summed
@@ -416,15 +392,18 @@ async def daemon_server(
 
 
 @contextlib.asynccontextmanager
-async def bare_server(args: argparse.Namespace, workdir: Path) -> AsyncIterator[Server]:
-    """The bare handler, up until the block ends; then SIGTERM and its exit code (killed if it fails to exit)."""
+async def baseline_server(args: argparse.Namespace, workdir: Path, commit: bool) -> AsyncIterator[Server]:
+    """A baseline of bench/baselines.py, up until the block ends; then SIGTERM and its exit code (killed if it fails
+    to exit). `commit`: the one that commits each callback to SQLite before it acks."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    phase = Phase("bare aiohttp")
+    phase = Phase("bare + commit" if commit else "bare aiohttp")
     batches = prepare_batches(url, args)
-    with (workdir / "bare.log").open("ab") as log:
+    name = "bare-commit" if commit else "bare"
+    options = ["--commit", str(workdir / f"{name}.db")] if commit else []
+    with (workdir / f"{name}.log").open("ab") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(SCRIPT), "--bare-server", str(port),
+            sys.executable, str(BASELINES), str(port), *options,
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
         )  # fmt: skip
     try:
@@ -441,8 +420,21 @@ async def bare_server(args: argparse.Namespace, workdir: Path) -> AsyncIterator[
 
 
 # --- a round ------------------------------------------------------------------------------------------------------
-async def run_round(args: argparse.Namespace, workdir: Path) -> tuple[Phase, Phase | None]:
-    """Both servers up at once: their first steps in turn, then the sustained run in alternating slices."""
+@dataclass
+class Round:
+    """One round's figures: the daemon's, and each baseline's that ran."""
+
+    daemon: Phase
+    bare: Phase | None = None
+    commit: Phase | None = None  # the bare handler that commits each callback before it acks
+
+    @property
+    def phases(self) -> list[Phase]:
+        return [p for p in (self.daemon, self.bare, self.commit) if p is not None]
+
+
+async def run_round(args: argparse.Namespace, workdir: Path) -> Round:
+    """Every server up at once: their first steps in turn, then the sustained run in alternating slices."""
     async with (
         FakeWeCom(corp_id=TEST_CORP_ID, agent_id=AGENT_ID) as wecom,
         FakeModel() as model,
@@ -452,7 +444,9 @@ async def run_round(args: argparse.Namespace, workdir: Path) -> tuple[Phase, Pha
         model.set_delay(args.model_delay)
         answers = Answers(wecom, args)
         daemon = await stack.enter_async_context(daemon_server(args, workdir, wecom, model, answers))
-        servers = [daemon] if args.no_bare else [daemon, await stack.enter_async_context(bare_server(args, workdir))]
+        servers = [daemon]
+        for commit in [] if args.no_bare else [False] if args.no_commit else [False, True]:
+            servers.append(await stack.enter_async_context(baseline_server(args, workdir, commit)))
         await settle(servers, args)
         async with client(args.concurrency) as http:
             for server in servers:
@@ -461,7 +455,7 @@ async def run_round(args: argparse.Namespace, workdir: Path) -> tuple[Phase, Pha
             daemon.phase.cpu_start = proc_cpu_seconds(daemon.pid)
             await sustained_run(http, servers, args)
         await count_answers(daemon, answers, acked_before)
-    return daemon.phase, None if args.no_bare else servers[1].phase
+    return Round(*(server.phase for server in servers))
 
 
 async def settle(servers: list[Server], args: argparse.Namespace) -> None:
@@ -493,7 +487,7 @@ async def first_steps(http: aiohttp.ClientSession, server: Server, args: argpars
 
 
 def abba(servers: int, slices: int) -> list[tuple[int, int]]:
-    """(server, its slice) in the order they run: 0,1,1,0,0,1,1,0,… so that a linear drift weighs on both alike."""
+    """(server, its slice) in the order they run: 0,1,2,2,1,0,0,1,2,… so that a linear drift weighs on all alike."""
     order = list(range(servers))
     runs = [i for n in range(slices) for i in (order if n % 2 == 0 else order[::-1])]
     return [(i, runs[:k].count(i)) for k, i in enumerate(runs)]
@@ -552,14 +546,15 @@ def ms(result: LoadResult, q: float) -> str:
     return fmt(result.quantile_ms(q))
 
 
-def report(args: argparse.Namespace, daemon: Phase, bare: Phase | None) -> None:
-    phases = [daemon] + ([bare] if bare else [])
+def report(args: argparse.Namespace, figures: Round) -> None:
+    daemon, bare, commit = figures.daemon, figures.bare, figures.commit
+    phases = figures.phases
 
     def row(label: str, values: list[str]) -> None:
         print(f"  {label:<42}" + "".join(f"{v:>14}" for v in values))
 
     def daemon_only(value: str) -> list[str]:
-        return [value] + (["—"] if bare else [])
+        return [value] + ["—"] * (len(phases) - 1)
 
     def per_callback(seconds: float, p: Phase) -> str:
         return fmt(1000 * seconds / p.load.ok, 2) if p.load.ok else "—"
@@ -568,7 +563,9 @@ def report(args: argparse.Namespace, daemon: Phase, bare: Phase | None) -> None:
         return fmt(max(0.0, seconds / p.load.elapsed), 2) if p.load.elapsed > 0 else "—"
 
     c = args.concurrency
-    alternating = ", alternating with the bare handler's (d,b,b,d,…)" if bare else ""
+    alternating = {1: "", 2: ", alternating with the bare handler's (d,b,b,d,…)"}.get(
+        len(phases), ", alternating with the two baselines' (d,b,c,c,b,d,…)"
+    )
     print()
     print(
         f"callback benchmark: {args.callbacks} callbacks per server with {c} in flight, in {args.slices} slices"
@@ -601,15 +598,20 @@ def report(args: argparse.Namespace, daemon: Phase, bare: Phase | None) -> None:
     row("answers/s (end to end)", daemon_only(fmt(daemon.answers_rate, 0) + partial))
     row("server CPU ms / callback", [per_callback(p.server_cpu, p) for p in phases])
     if bare:
-        row("server CPU during the other's slices (ms)", [fmt(1000 * p.cpu_elsewhere, 0) for p in phases])
+        row("server CPU during the others' slices (ms)", [fmt(1000 * p.cpu_elsewhere, 0) for p in phases])
     row("daemon CPU ms / answered callback", daemon_only(per_callback(daemon.total_cpu, daemon)))
     row("bench-process CPU ms / callback", [per_callback(p.bench_cpu, p) for p in phases])
     row("other processes' CPU (cores)", [cores(p.other_cpu, p) for p in phases])
     row("idle RSS (MiB)", [fmt(p.idle_rss_mib) for p in phases])
     row("peak RSS (MiB)", [fmt(p.peak_rss_mib) for p in phases])
     ratio = ratio_of(daemon, bare)
-    if not math.isnan(ratio):
-        row("ratio daemon / bare (callbacks/s)", [f"{ratio:.2f}"])
+    for label, (of, to) in {
+        "ratio daemon / bare (callbacks/s)": (daemon, bare),
+        "ratio daemon / bare + commit": (daemon, commit),
+        "ratio bare + commit / bare": (commit, bare),
+    }.items():
+        if not math.isnan(value := ratio_of(of, to)):
+            row(label, [f"{value:.2f}"])
     for p in phases:
         report_faults(args, p)
 
@@ -617,12 +619,12 @@ def report(args: argparse.Namespace, daemon: Phase, bare: Phase | None) -> None:
     print("targets (2-core machine):")
     p99 = daemon.load.quantile_ms(0.99)
     bare_p99 = f", bare handler {ms(bare.load, 0.99)} ms" if bare else ""
-    verdicts = [
+    verdicts: list[tuple[bool | None, str, str]] = [
         (p99 < TARGET_P99_MS, f"ack p99 under {TARGET_P99_MS:g} ms with {c} in flight", f"{fmt(p99)} ms{bare_p99}"),
         (
-            ratio >= TARGET_RATIO,
+            None if math.isnan(ratio) else ratio >= TARGET_RATIO,
             f"at least {TARGET_RATIO:.0%} of the bare handler's callbacks/s",
-            f"{fmt(100 * ratio, 0)} %",
+            "not measured (--no-bare)" if math.isnan(ratio) else f"{fmt(100 * ratio, 0)} %",
         ),
         (
             daemon.idle_rss_mib < TARGET_IDLE_RSS_MB,
@@ -631,7 +633,7 @@ def report(args: argparse.Namespace, daemon: Phase, bare: Phase | None) -> None:
         ),
     ]
     for met, what, figure in verdicts:
-        print(f"  {'✓' if met else '✗'} {what}: {figure}")
+        print(f"  {'·' if met is None else '✓' if met else '✗'} {what}: {figure}")
     needed = c / (TARGET_P99_MS / 1000)
     print(
         f"  note: with {c} always in flight the mean ack is {c} ÷ callbacks/s (Little's law), so a p99 under "
@@ -655,7 +657,7 @@ def report_faults(args: argparse.Namespace, p: Phase) -> None:
 
 # --- entry point --------------------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Callback benchmark: the daemon next to a bare aiohttp handler.")
+    parser = argparse.ArgumentParser(description="Callback benchmark: the daemon next to bare aiohttp handlers.")
     parser.add_argument("--callbacks", type=int, default=4000, help="callbacks per server in the sustained run (4000)")
     parser.add_argument("--concurrency", type=int, default=200, help="requests in flight, and the burst size (200)")
     parser.add_argument(
@@ -669,7 +671,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--model-delay", type=float, default=0.0, help="seconds FakeModel waits before each answer (0: instant)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds, fresh servers each; the median one is shown (3)")
-    parser.add_argument("--no-bare", action="store_true", help="skip the bare aiohttp handler")
+    parser.add_argument("--no-bare", action="store_true", help="skip both baselines: the daemon alone")
+    parser.add_argument("--no-commit", action="store_true", help="skip the baseline that commits each callback")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (daemon.log, the database)")
     parser.add_argument(
         "--no-pin", action="store_true", help="let the scheduler place the load generator and the servers"
@@ -681,7 +684,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="a config.yml key for the daemon, e.g. --set stream_answers=false (repeatable)",
     )
-    parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("callbacks", "concurrency", "slices", "users", "rounds"):
         if getattr(args, name) < 1:
@@ -697,7 +699,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if not sep or not key:
             parser.error(f"--set wants KEY=VALUE, not {item!r}")
         args.overrides[key.strip()] = yaml.safe_load(value)
-    args.placement = None if args.bare_server is not None else placement(not args.no_pin)
+    args.placement = placement(not args.no_pin)
     return args
 
 
@@ -711,7 +713,7 @@ async def amain(args: argparse.Namespace, workdir: Path) -> int:
     assert main_task is not None
     for sig in (signal.SIGTERM, signal.SIGINT):  # also when started in the background, where SIGINT is ignored
         asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
-    rounds: list[tuple[Phase, Phase | None]] = []
+    rounds: list[Round] = []
     try:
         for number in range(1, args.rounds + 1):
             (workdir / f"round-{number}").mkdir()
@@ -720,45 +722,48 @@ async def amain(args: argparse.Namespace, workdir: Path) -> int:
         print(f"bench: could not run: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         print_logs(workdir)
         return 1
-    daemon, bare = median_round(rounds)
-    report(args, daemon, bare)
+    report(args, median_round(rounds))
     if len(rounds) > 1:
         report_rounds(rounds)
     return 0
 
 
-def ratio_of(daemon: Phase, bare: Phase | None) -> float:
-    if bare is None or not bare.load.rate:
+def ratio_of(server: Phase | None, baseline: Phase | None) -> float:
+    """`server`'s callbacks/s over `baseline`'s; NaN when either did not run."""
+    if server is None or baseline is None or not baseline.load.rate:
         return float("nan")
-    return daemon.load.rate / bare.load.rate
+    return server.load.rate / baseline.load.rate
 
 
-def median_round(rounds: list[tuple[Phase, Phase | None]]) -> tuple[Phase, Phase | None]:
-    """The round whose ratio (else the daemon's callbacks/s) is the median: the one the table shows."""
+def median_round(rounds: list[Round]) -> Round:
+    """The round whose ratio to the bare handler (else the daemon's callbacks/s) is the median: the one shown."""
 
-    def key(pair: tuple[Phase, Phase | None]) -> float:
-        ratio = ratio_of(*pair)
-        return pair[0].load.rate if math.isnan(ratio) else ratio
+    def key(figures: Round) -> float:
+        ratio = ratio_of(figures.daemon, figures.bare)
+        return figures.daemon.load.rate if math.isnan(ratio) else ratio
 
     return sorted(rounds, key=key)[(len(rounds) - 1) // 2]
 
 
-def report_rounds(rounds: list[tuple[Phase, Phase | None]]) -> None:
+def report_rounds(rounds: list[Round]) -> None:
     print()
     print(f"each of the {len(rounds)} rounds (the table above is the median round):")
-    for number, (daemon, bare) in enumerate(rounds, 1):
+    for number, figures in enumerate(rounds, 1):
+        daemon, bare, commit = figures.daemon, figures.bare, figures.commit
         line = f"  round {number}: daemon {fmt(daemon.load.rate, 0)}/s, ack p99 {ms(daemon.load, 0.99)} ms"
         if bare is not None:
             line += f"; bare {fmt(bare.load.rate, 0)}/s, ack p99 {ms(bare.load, 0.99)} ms"
+        if commit is not None:
+            line += f"; bare + commit {fmt(commit.load.rate, 0)}/s"
+        if bare is not None:
             line += f"; ratio {fmt(ratio_of(daemon, bare), 2)}"
+        if commit is not None:
+            line += f" (to bare + commit {fmt(ratio_of(daemon, commit), 2)})"
         print(line)
 
 
 def main() -> int:
     args = parse_args()
-    if args.bare_server is not None:
-        run_bare_server(args.bare_server)
-        return 0
     if args.placement:
         os.sched_setaffinity(0, args.placement.load)  # before any thread or server starts: they inherit it
     workdir = Path(tempfile.mkdtemp(prefix="chatgpt-wecom-bench-"))
