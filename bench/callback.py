@@ -109,11 +109,14 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes on the machine spent busy so far (/proc/stat, every core)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+def machine_seconds() -> tuple[float, float]:
+    """CPU seconds so far, every core (/proc/stat): the machine's processes busy, and stolen by the host (a VM's
+    CPU time given to others: the whole machine stands still meanwhile)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
+    )
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def self_cpu_seconds() -> float:
@@ -123,19 +126,22 @@ def self_cpu_seconds() -> float:
 
 @dataclass(frozen=True)
 class CpuReading:
-    """CPU seconds used so far by each server (in the order of `pids`), by this process, and by the whole machine."""
+    """CPU seconds used so far by each server (in the order of `pids`), by this process, by the whole machine, and
+    stolen from it by the host."""
 
     servers: tuple[float, ...]
     bench: float
     machine: float
+    stolen: float
 
     @classmethod
     def now(cls, pids: Sequence[int]) -> CpuReading:
-        return cls(tuple(proc_cpu_seconds(pid) for pid in pids), self_cpu_seconds(), machine_busy_seconds())
+        servers = tuple(proc_cpu_seconds(pid) for pid in pids)
+        return cls(servers, self_cpu_seconds(), *machine_seconds())
 
     def __sub__(self, start: CpuReading) -> CpuReading:
         spent = tuple(end - begin for end, begin in zip(self.servers, start.servers, strict=True))
-        return CpuReading(spent, self.bench - start.bench, self.machine - start.machine)
+        return CpuReading(spent, self.bench - start.bench, self.machine - start.machine, self.stolen - start.stolen)
 
 
 # --- CPU placement ------------------------------------------------------------------------------------------------
@@ -306,6 +312,7 @@ class Phase:
     server_cpu: float = 0.0  # CPU seconds of the server during its own slices
     bench_cpu: float = 0.0  # CPU seconds of this process (client + fakes) during them
     other_cpu: float = 0.0  # CPU seconds of every process but the servers and this one during them
+    stolen: float = 0.0  # CPU seconds the host took from this machine during them
     cpu_elsewhere: float = 0.0  # CPU seconds of the server during the other servers' slices
     cpu_start: float = 0.0  # the server's CPU seconds when the sustained run began
     total_cpu: float = float("nan")  # CPU seconds of the daemon from the sustained run's start to its last answer
@@ -523,6 +530,7 @@ def book_slice(servers: list[Server], index: int, result: LoadResult, spent: Cpu
         phase.server_cpu += spent.servers[i]
         phase.bench_cpu += spent.bench
         phase.other_cpu += spent.machine - sum(spent.servers) - spent.bench
+        phase.stolen += spent.stolen
 
 
 async def count_answers(daemon: Server, answers: Answers, acked_before: int) -> None:
@@ -602,6 +610,7 @@ def report(args: argparse.Namespace, figures: Round) -> None:
     row("daemon CPU ms / answered callback", daemon_only(per_callback(daemon.total_cpu, daemon)))
     row("bench-process CPU ms / callback", [per_callback(p.bench_cpu, p) for p in phases])
     row("other processes' CPU (cores)", [cores(p.other_cpu, p) for p in phases])
+    row("CPU stolen by the host (ms)", [fmt(1000 * p.stolen, 0) for p in phases])
     row("idle RSS (MiB)", [fmt(p.idle_rss_mib) for p in phases])
     row("peak RSS (MiB)", [fmt(p.peak_rss_mib) for p in phases])
     ratio = ratio_of(daemon, bare)
