@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from chatgpt_wecom.config import Settings
-from tests.daemon_runner import AGENT_ID, SOCKETS, DaemonRunner, make_settings
+from tests.daemon_runner import AGENT_ID, DaemonRunner, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_CORP_ID
@@ -82,12 +81,6 @@ def _clean_environment() -> Iterator[None]:
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     yield
     os.environ.update(saved)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _short_socket_folder() -> Iterator[None]:
-    yield
-    shutil.rmtree(SOCKETS, ignore_errors=True)
 
 
 @pytest.fixture
