@@ -307,7 +307,7 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process, within: float
     raise RuntimeError(f"{url} did not become ready within {within:g} s")
 
 
-# --- the servers ---------------------------------------------------------------------------------------------------
+# --- the servers --------------------------------------------------------------------------------------------------
 @dataclass
 class Phase:
     """One server's figures for a round."""
