@@ -366,7 +366,7 @@ class Answers:
         goal = self.acked
         deadline, seen = time.monotonic() + self.wait, -1
         # Until every answer is out, or none came for QUIET seconds: the daemon paces each member to WeCom's 30
-        # messages a minute, and what the pacing holds goes out later (shown as CPU during the other's slices).
+        # messages a minute, and what the pacing holds goes out later (shown as CPU during the others' slices).
         while self.sent < goal and self.sent != seen and (left := deadline - time.monotonic()) > 0:
             seen = self.sent
             with contextlib.suppress(AssertionError):  # a shortfall shows in the answer count

@@ -50,16 +50,13 @@ def free_port() -> int:
 
 
 SOCKETS = Path(tempfile.gettempdir()) / f"cw-test-{os.getpid()}"  # short: a socket path has at most 107 bytes
-_sockets_made: list[Path] = []  # SOCKETS once made, and its removal at exit registered
+# Gone when the process exits, pytest's workers and the benchmarks alike (nothing to do if it was never made).
+atexit.register(shutil.rmtree, SOCKETS, ignore_errors=True)
 
 
 def short_socket_path() -> Path:
-    """A fresh control socket path short enough for AF_UNIX (pytest's tmp_path can be too long). The folder that
-    holds them goes when the process exits: pytest's workers and the benchmarks alike."""
+    """A fresh control socket path short enough for AF_UNIX (pytest's tmp_path can be too long)."""
     SOCKETS.mkdir(mode=0o700, exist_ok=True)
-    if not _sockets_made:
-        atexit.register(shutil.rmtree, SOCKETS, ignore_errors=True)
-        _sockets_made.append(SOCKETS)
     return Path(tempfile.mkdtemp(dir=SOCKETS)) / "control.sock"
 
 
