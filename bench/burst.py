@@ -29,7 +29,8 @@ if str(ROOT) not in sys.path:
 
 import aiohttp
 
-from tests.daemon_runner import AGENT_ID, DaemonProcess, free_port, make_settings
+from chatgpt_wecom.demo.ports import unused_port
+from tests.daemon_runner import AGENT_ID, DaemonProcess, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner, SignedRequest
@@ -52,7 +53,7 @@ def rss_kib(pid: int) -> int:
 async def one_run(people: int, latency: float, limit: int, workdir: Path) -> dict[str, float]:
     async with FakeWeCom(corp_id=TEST_CORP_ID, agent_id=AGENT_ID) as wecom, FakeModel() as model:
         model.set_delay(latency)
-        settings = make_settings(workdir, wecom, model, port=free_port(), max_concurrent_answers=limit)
+        settings = make_settings(workdir, wecom, model, port=unused_port(), max_concurrent_answers=limit)
         signer = CallbackSigner(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID, str(AGENT_ID))
         async with DaemonProcess(settings, workdir) as daemon, aiohttp.ClientSession() as http:
             assert daemon.proc is not None

@@ -75,7 +75,8 @@ import aiohttp
 import yaml
 from yarl import URL
 
-from tests.daemon_runner import AGENT_ID, DaemonProcess, free_port, make_settings
+from chatgpt_wecom.demo.ports import unused_port
+from tests.daemon_runner import AGENT_ID, DaemonProcess, make_settings
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import FakeWeCom
 from tests.wecom_callbacks import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, CallbackSigner
@@ -411,7 +412,7 @@ async def daemon_server(
 async def baseline_server(args: argparse.Namespace, workdir: Path, commit: bool) -> AsyncIterator[Server]:
     """A baseline of bench/baselines.py, up until the block ends; then SIGTERM and its exit code (killed if it fails
     to exit). `commit`: the one that commits each callback to SQLite before it acks."""
-    port = free_port()
+    port = unused_port()
     url = f"http://127.0.0.1:{port}"
     phase = Phase("bare + commit" if commit else "bare aiohttp")
     batches = prepare_batches(url, args)

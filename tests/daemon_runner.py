@@ -9,7 +9,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from chatgpt_wecom.daemon.channels.wecom.api import RetryPolicy
 from chatgpt_wecom.daemon.main import serve
 from chatgpt_wecom.daemon.pipeline.delivery import DeliveryPolicy
 from chatgpt_wecom.daemon.services import Services, Tuning
+from chatgpt_wecom.demo.ports import unused_port
 from tests.fakes.model import FakeModel
 from tests.fakes.waiting import wait_until
 from tests.fakes.wecom import FakeWeCom
@@ -41,12 +41,6 @@ FAST = Tuning(
     http_retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=2.0, config_error_cooldown=0.5),
     delivery=DeliveryPolicy(first_pause=0.05, max_pause=0.2, give_up_after=30.0),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 SOCKETS = Path(tempfile.gettempdir()) / f"cw-test-{os.getpid()}"  # short: a socket path has at most 107 bytes
@@ -71,7 +65,7 @@ def make_settings(tmp_path: Path, wecom: FakeWeCom, model: FakeModel, **override
         "base_url": model.base_url,
         "wecom_api_base": wecom.base_url,
         "host": "127.0.0.1",
-        "port": free_port(),
+        "port": unused_port(),
         "data_dir": tmp_path / "data",
         "control_socket": short_socket_path(),
         "model_timeout": 20.0,

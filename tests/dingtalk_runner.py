@@ -10,7 +10,8 @@ import yaml
 
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.channels.retry import ConnectionPolicy
-from tests.daemon_runner import FAST, free_port, short_socket_path
+from chatgpt_wecom.demo.ports import unused_port
+from tests.daemon_runner import FAST, short_socket_path
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.model import FakeModel
 
@@ -30,7 +31,7 @@ def dingtalk_values(tmp_path: Path, ding: FakeDingTalk, model: FakeModel, **over
         "api_key": "sk-test-key",
         "base_url": model.base_url,
         "host": "127.0.0.1",
-        "port": free_port(),
+        "port": unused_port(),
         "data_dir": str(tmp_path / "data"),
         "control_socket": str(short_socket_path()),
         "model_timeout": 20.0,

@@ -11,7 +11,8 @@ import pytest
 from openai._constants import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY
 
 from chatgpt_wecom.config import ConfigError, Settings, load_settings
-from tests.daemon_runner import free_port, short_socket_path
+from chatgpt_wecom.demo.ports import unused_port
+from tests.daemon_runner import short_socket_path
 
 BASE = {
     "corp_id": "ww1",
@@ -155,7 +156,7 @@ def test_the_model_and_its_endpoint_accept_real_names_and_refuse_broken_ones(tmp
 
 
 def test_run_refuses_a_bad_key_with_exit_2_and_one_line(tmp_path: Path) -> None:
-    where = {"host": "127.0.0.1", "port": free_port(), "control_socket": str(short_socket_path())}  # if it ran
+    where = {"host": "127.0.0.1", "port": unused_port(), "control_socket": str(short_socket_path())}  # if it ran
     config = write(tmp_path, api_key="sk-ａbcdef", **where)
     env = {k: v for k, v in os.environ.items() if k not in ("APIKEY", "API_KEY")}
     done = subprocess.run(

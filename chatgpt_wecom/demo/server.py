@@ -19,7 +19,6 @@ import errno
 import logging
 import os
 import secrets
-import socket
 import string
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ from chatgpt_wecom.daemon.control.site import ControlSocketError
 from chatgpt_wecom.daemon.main import serve
 from chatgpt_wecom.demo import DEMO_ADMIN, DEMO_CORP_ID, demo_socket_path
 from chatgpt_wecom.demo.aibot import DemoAIBot
+from chatgpt_wecom.demo.ports import unused_port
 from chatgpt_wecom.demo.standins import ECHO_MODEL, DemoWeCom, EchoModel
 
 __all__ = ["DemoSettings", "demo_settings", "log_level", "main", "model_from_environment", "run"]
@@ -78,17 +78,11 @@ def log_level() -> str:
     return level if level in ("debug", "info", "warning", "error") else "info"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def demo_settings(data_dir: Path, wecom: DemoWeCom, model: dict[str, Any], aibot: DemoAIBot | None = None) -> Settings:
     """The daemon's settings for a demo with data in `data_dir`, WeCom = `wecom`, and `model`'s values; the AI bot
     on `aibot` when given."""
     alphabet = string.ascii_letters + string.digits
-    port = _free_port()
+    port = unused_port()
     values: dict[str, Any] = {
         "corp_id": wecom.corp_id,
         "agent_id": wecom.agent_id,

@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from chatgpt_wecom.daemon.channels.base import Feedback
 from chatgpt_wecom.daemon.metrics import MetricsListenError
 from chatgpt_wecom.daemon.pipeline.pacing import Rate
-from tests.daemon_runner import FAST, MSG_IDS, DaemonRunner, free_port, make_settings
+from chatgpt_wecom.demo.ports import unused_port
+from tests.daemon_runner import FAST, MSG_IDS, DaemonRunner, make_settings
 from tests.fakes.channel import MemoryChannel
 from tests.fakes.model import FakeModel, ModelRequest
 from tests.fakes.wecom import FakeWeCom
@@ -83,14 +84,14 @@ def listening_ports() -> set[int]:
 async def daemon_with_metrics(
     tmp_path: Path, wecom: FakeWeCom, model: FakeModel
 ) -> AsyncIterator[tuple[DaemonRunner, str]]:
-    port = free_port()
+    port = unused_port()
     settings = make_settings(tmp_path, wecom, model, metrics_listen=f"127.0.0.1:{port}")
     async with DaemonRunner(settings) as daemon:
         yield daemon, f"http://127.0.0.1:{port}/metrics"
 
 
 async def test_a_conversation_is_counted(tmp_path: Path, wecom: FakeWeCom, model: FakeModel) -> None:
-    port = free_port()
+    port = unused_port()
     url = f"http://127.0.0.1:{port}/metrics"
     settings = make_settings(tmp_path, wecom, model, metrics_listen=f"127.0.0.1:{port}", max_request=1)
     gate = asyncio.Event()
@@ -149,7 +150,7 @@ async def test_a_conversation_is_counted(tmp_path: Path, wecom: FakeWeCom, model
 async def test_a_reply_held_back_by_the_members_pace_is_shown_waiting(
     tmp_path: Path, wecom: FakeWeCom, model: FakeModel
 ) -> None:
-    port = free_port()
+    port = unused_port()
     url = f"http://127.0.0.1:{port}/metrics"
     settings = make_settings(tmp_path, wecom, model, metrics_listen=f"127.0.0.1:{port}")
     async with DaemonRunner(settings, replace(FAST, member_rates=(Rate(1, 60.0),))) as daemon:
@@ -172,7 +173,7 @@ async def test_off_by_default_and_never_on_the_public_port(tmp_path: Path, wecom
         async with daemon.http.get(f"{daemon.url}/metrics") as resp:
             assert resp.status == 404
 
-    port = free_port()
+    port = unused_port()
     settings = make_settings(tmp_path / "on", wecom, model, metrics_listen=f"127.0.0.1:{port}")
     async with DaemonRunner(settings) as daemon:
         if linux:
