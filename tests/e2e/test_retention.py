@@ -132,9 +132,15 @@ async def test_without_retention_nothing_is_pruned_and_with_it_the_daemon_prunes
     assert _db(settings, "SELECT count(*) FROM audit WHERE action = 'prune'") == [(0,)]
 
     caplog.set_level(logging.INFO, logger="chatgpt_wecom.daemon.pruner")
+
+    def pruner_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "chatgpt_wecom.daemon.pruner"]
+
     async with DaemonRunner(settings.model_copy(update={"retention_days": RETENTION}), tuning):
-        await wait_until(lambda: _db(settings, "SELECT 1 FROM audit WHERE action = 'prune' AND actor = 'retention'"),
-                         what="the prune after start")  # fmt: skip
+        # The log line is the prune's last act (its audit row is committed just before): stopping the daemon
+        # between the two would cancel the line, so the wait is for the line.
+        await wait_until(pruner_lines, what="the prune after start to be logged")
+    assert _db(settings, "SELECT 1 FROM audit WHERE action = 'prune' AND actor = 'retention'") == [(1,)]
     assert _db(settings, "SELECT count(*) FROM exchanges") == [(0,)]
-    [line] = [r.getMessage() for r in caplog.records if r.name == "chatgpt_wecom.daemon.pruner"]
+    [line] = pruner_lines()
     assert line.startswith("retention: pruned 1 message(s) received over 7 day(s) ago — 1 exchange(s)")
