@@ -105,7 +105,7 @@ class DaemonRunner:
                 raise AssertionError("daemon exited during start-up")
             try:
                 async with self.http.get(f"{self.url}/healthz") as resp:
-                    if resp.status == 200:
+                    if resp.status == 200 and self.services is not None:  # ours: not another daemon on the port
                         return self
             except aiohttp.ClientConnectionError:
                 pass
