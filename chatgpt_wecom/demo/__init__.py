@@ -1,7 +1,9 @@
 """Demo mode: the real daemon against a built-in WeCom stand-in, so a newcomer can talk to the bot at once.
 
 * `standins` — the WeCom API stand-in and the echo model (small aiohttp servers on 127.0.0.1);
+* `aibot` — the AI bot (智能机器人) stand-in: the WebSocket the daemon dials, and a chat window in the browser;
 * `server` — `python -m chatgpt_wecom.demo.server --dir DIR`: the stand-ins and `serve()` in one process;
+* `ports` — a port for the demo's daemon (and the tests' daemons) that no other process takes in the meantime;
 * `launcher` — `chatgpt-wecom demo` (what `make run` starts without a config.yml): the server as a child
   process, then the TUI on the Playground; the TUI process never imports the daemon.
 
