@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
 import yaml
 
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 from tests.daemon_runner import DaemonRunner, make_settings, write_config
 from tests.fakes.model import FakeModel
 from tests.fakes.wecom import AGENT_GET, GETTOKEN, FakeWeCom
@@ -357,3 +359,36 @@ async def test_agent_id_of_another_app_is_named_with_its_fix(
     assert line.endswith("set agent_id to that app's AgentId (应用管理 → app → AgentId)")
     assert [r.query["agentid"] for r in wecom.requests_to(AGENT_GET)] == [str(wecom.agent_id + 1)]
     assert_no_secrets(out + err, settings)
+
+
+RELEASE_0_1_0 = Path(__file__).resolve().parent / "data" / "release-0.1.0.sql"  # its schema: version 4
+
+
+async def test_the_database_an_upgrade_would_migrate_is_named_and_a_newer_one_refused(
+    tmp_path: Path, wecom: FakeWeCom, model: FakeModel
+) -> None:
+    settings = make_settings(tmp_path, wecom, model)
+    config = write_config(settings, tmp_path / "config.yml")
+    settings.data_dir.mkdir(mode=0o700, parents=True)
+    with sqlite3.connect(settings.database_path) as conn:
+        conn.executescript(RELEASE_0_1_0.read_text(encoding="utf-8"))
+    conn.close()
+    latest = len(MIGRATIONS)
+
+    code, out, _ = await run_check("--config", str(config))
+    assert code == 0, out
+    assert the_line(out, "data_dir") == (
+        f"✓ data_dir: {settings.data_dir} is writable; the next start upgrades the database from schema version 4 "
+        f"to {latest} (copy {settings.data_dir} first to be able to go back)"
+    )
+
+    with sqlite3.connect(settings.database_path) as conn:  # as a newer release would leave it
+        conn.execute(f"PRAGMA user_version = {latest + 1}")
+    conn.close()
+    code, out, _ = await run_check("--config", str(config))
+    assert code == 1
+    assert the_line(out, "data_dir") == (
+        f"✗ data_dir: {settings.database_path} is at schema version {latest + 1}, from a newer chatgpt-wecom "
+        f"(this release knows up to {latest}): run that release, or restore the copy of data_dir made before "
+        "the upgrade"
+    )

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chatgpt_wecom.daemon.store.db import Database
+from chatgpt_wecom.daemon.store.db import Database, NewerDatabaseError, stored_schema
+from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 
 
 async def test_a_failed_transaction_rolls_back(tmp_path: Path) -> None:
@@ -85,3 +86,71 @@ async def test_an_existing_database_readable_by_others_is_tightened(
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+RELEASE_0_1_0 = Path(__file__).resolve().parent.parent / "data" / "release-0.1.0.sql"  # its schema: version 4
+
+
+async def test_a_new_database_is_created_in_one_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="chatgpt_wecom.daemon.store.db")
+    path = tmp_path / "db.sqlite3"
+    db = await Database.open(path)
+    await db.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "chatgpt_wecom.daemon.store.db"]
+    assert lines == [f"database: created {path} at schema version {len(MIGRATIONS)}"]
+    assert stored_schema(path) == len(MIGRATIONS)
+
+
+async def test_an_older_database_is_upgraded_with_a_line_before_and_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="chatgpt_wecom.daemon.store.db")
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(RELEASE_0_1_0.read_text(encoding="utf-8"))
+    conn.close()
+    assert stored_schema(path) == 4
+    db = await Database.open(path)
+    await db.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "chatgpt_wecom.daemon.store.db"]
+    assert len(lines) == 2, lines
+    assert lines[0] == f"database: upgrading {path} from schema version 4 to {len(MIGRATIONS)}"
+    assert lines[1].startswith(f"database: upgraded to schema version {len(MIGRATIONS)} in ")
+    assert stored_schema(path) == len(MIGRATIONS)
+    caplog.clear()
+    db = await Database.open(path)  # at the latest version: nothing to say
+    await db.close()
+    assert [r for r in caplog.records if r.name == "chatgpt_wecom.daemon.store.db"] == []
+
+
+async def test_a_database_from_a_newer_release_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    await (await Database.open(path)).close()
+    newer = len(MIGRATIONS) + 1
+    with sqlite3.connect(path) as conn:  # what a later release's migration would have done
+        conn.execute("CREATE TABLE from_the_future (x)")
+        conn.execute(f"PRAGMA user_version = {newer}")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(NewerDatabaseError) as refused:
+        await Database.open(path)
+    assert str(refused.value) == (
+        f"{path} is at schema version {newer}, from a newer chatgpt-wecom (this release knows up to "
+        f"{len(MIGRATIONS)}): run that release, or restore the copy of data_dir made before the upgrade"
+    )
+    assert stored_schema(path) == newer
+    assert path.read_bytes() == before
+
+
+async def test_the_stored_schema_is_read_without_making_any_file(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    await (await Database.open(path)).close()  # WAL: a reader would normally make -wal and -shm
+    assert os.listdir(tmp_path) == ["db.sqlite3"]
+    assert stored_schema(path) == len(MIGRATIONS)
+    assert os.listdir(tmp_path) == ["db.sqlite3"]
+
+
+def test_the_stored_schema_of_something_unreadable_is_unknown(tmp_path: Path) -> None:
+    (tmp_path / "junk.sqlite3").write_bytes(b"not a database, " * 512)
+    assert stored_schema(tmp_path / "junk.sqlite3") is None
+    assert stored_schema(tmp_path / "missing.sqlite3") is None

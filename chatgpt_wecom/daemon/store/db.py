@@ -8,7 +8,10 @@ writes inside another's open transaction on the shared connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +25,30 @@ from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 log = logging.getLogger(__name__)
 
 Row = aiosqlite.Row
+
+
+class NewerDatabaseError(Exception):
+    """The database was migrated by a newer release than this one: its schema is unknown here, so it is not used."""
+
+
+def newer_database(path: Path, version: int) -> str:
+    """Why a database at schema `version` (above this release's) is not used, and what to do."""
+    return (
+        f"{path} is at schema version {version}, from a newer chatgpt-wecom (this release knows up to "
+        f"{len(MIGRATIONS)}): run that release, or restore the copy of data_dir made before the upgrade"
+    )
+
+
+def stored_schema(path: Path) -> int | None:
+    """The schema version in the database file at `path`, for `check`: read as an immutable file, so nothing is
+    written and no -wal or -shm file is made (a `sudo check` must not leave files the daemon's user cannot open).
+    A running daemon's last minutes may still be in its -wal file; that is not read. None when unreadable."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as conn:
+            row = conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row else None
 
 
 class Database:
@@ -40,12 +67,16 @@ class Database:
         db = cls(conn, path)
         try:
             conn.row_factory = aiosqlite.Row
+            row = await (await conn.execute("PRAGMA user_version")).fetchone()
+            version = int(row[0]) if row else 0
+            if version > len(MIGRATIONS):  # before anything is written to it
+                raise NewerDatabaseError(newer_database(path, version))
             # WAL: readers never block the writer. synchronous=FULL: a committed inbox row survives a power
             # cut, not only a crash — the callback is acked only after the commit.
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
                 await conn.execute(f"PRAGMA {pragma}")
-            await db._migrate()
-        except BaseException:  # not a database, a failed migration: leave no connection (and its thread) behind
+            await db._migrate(version)
+        except BaseException:  # not a database, a newer release's, a failed migration: leave no connection behind
             await db.close()
             raise
         return db
@@ -54,14 +85,22 @@ class Database:
         async with self._lock:
             await self._conn.close()
 
-    async def _migrate(self) -> None:
-        row = await (await self._conn.execute("PRAGMA user_version")).fetchone()
-        version = int(row[0]) if row else 0
-        for number, script in enumerate(MIGRATIONS, start=1):
-            if number <= version:
-                continue
-            log.info("database: applying migration %d", number)
+    async def _migrate(self, version: int) -> None:
+        """Bring the schema from `version` to this release's, one transaction per migration; a line in the log
+        before and after an upgrade, one for a new database."""
+        latest = len(MIGRATIONS)
+        if version == latest:
+            return
+        started = time.monotonic()
+        if version:
+            log.info("database: upgrading %s from schema version %d to %d", self.path, version, latest)
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            log.debug("database: applying migration %d", number)
             await self._conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        if version:
+            log.info("database: upgraded to schema version %d in %.1f s", latest, time.monotonic() - started)
+        else:
+            log.info("database: created %s at schema version %d", self.path, latest)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[aiosqlite.Connection]:
