@@ -4,8 +4,8 @@ The checks, in order:
 
 * **config** — the file (or the environment alone) validates. When it does not, every problem gets a line and
   the other checks are skipped: they would only repeat the problem.
-* **data_dir** — the folder exists and is writable, or can be created; a database from a newer release is refused,
-  and one the next start will upgrade is named (with a reminder to copy it first).
+* **data_dir** — the folder exists and is writable, or can be created; a damaged database, or one from a newer
+  release, is refused, and one the next start will upgrade is named (with a reminder to copy it first).
 * **control socket** — the path fits in an AF_UNIX address and can be created; a live daemon answering on it
   is reported (and never disturbed), a stale socket left by a crash is fine (the daemon replaces it).
 * **wecom** — one `gettoken` call, no retries: a wrong secret (40001) or an untrusted server IP (60020) is named
@@ -40,7 +40,7 @@ from chatgpt_wecom.daemon.channels.registry import channel_checks
 from chatgpt_wecom.daemon.control.site import MAX_SOCKET_PATH
 from chatgpt_wecom.daemon.model.client import ModelClient, ModelError, ModelTimeoutError
 from chatgpt_wecom.daemon.model.http import first_token_wait
-from chatgpt_wecom.daemon.store.db import newer_database, stored_schema
+from chatgpt_wecom.daemon.store.db import UnusableDatabaseError, newer_database, stored_schema
 from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 
 __all__ = ["CheckResult", "run_checks"]
@@ -182,9 +182,12 @@ def _data_dir(data_dir: Path) -> CheckResult:
         return _pass(name, f"{data_dir} is writable")
     if not os.access(database, os.R_OK | os.W_OK):
         return _fail(name, f"{database} is not writable by this user; run as the daemon's user")
-    version, latest = stored_schema(database), len(MIGRATIONS)
+    try:
+        version, latest = stored_schema(database), len(MIGRATIONS)
+    except UnusableDatabaseError as exc:
+        return _fail(name, str(exc))
     if version is not None and version > latest:
-        return _fail(name, newer_database(database, version))
+        return _fail(name, str(newer_database(database, version)))
     if version is not None and 0 < version < latest:
         return _pass(name, f"{data_dir} is writable; the next start upgrades the database from schema version "
                            f"{version} to {latest} (copy {data_dir} first to be able to go back)")  # fmt: skip

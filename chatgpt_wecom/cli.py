@@ -82,7 +82,7 @@ def run(config: ConfigOption = None) -> None:
     from chatgpt_wecom.daemon.control.site import ControlSocketError  # noqa: PLC0415 - keep ctl/tui light
     from chatgpt_wecom.daemon.main import serve  # noqa: PLC0415
     from chatgpt_wecom.daemon.metrics import MetricsListenError  # noqa: PLC0415
-    from chatgpt_wecom.daemon.store.db import NewerDatabaseError  # noqa: PLC0415
+    from chatgpt_wecom.daemon.store.db import UnusableDatabaseError  # noqa: PLC0415
 
     settings = load_or_exit(config)
     setup_logging(settings.log_level)
@@ -91,7 +91,7 @@ def run(config: ConfigOption = None) -> None:
         asyncio.run(serve(settings, config_path=config_path))
     except (ControlSocketError, MetricsListenError) as exc:
         raise _fail([str(exc)], 1) from None
-    except NewerDatabaseError as exc:  # exit 2: restarting this release cannot help
+    except UnusableDatabaseError as exc:  # exit 2: restarting cannot help
         raise _fail([f"database: {exc}"], 2) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

@@ -364,7 +364,7 @@ async def test_agent_id_of_another_app_is_named_with_its_fix(
 RELEASE_0_1_0 = Path(__file__).resolve().parent / "data" / "release-0.1.0.sql"  # its schema: version 4
 
 
-async def test_the_database_an_upgrade_would_migrate_is_named_and_a_newer_one_refused(
+async def test_the_database_an_upgrade_would_migrate_is_named_and_a_newer_or_damaged_one_refused(
     tmp_path: Path, wecom: FakeWeCom, model: FakeModel
 ) -> None:
     settings = make_settings(tmp_path, wecom, model)
@@ -391,4 +391,12 @@ async def test_the_database_an_upgrade_would_migrate_is_named_and_a_newer_one_re
         f"✗ data_dir: {settings.database_path} is at schema version {latest + 1}, from a newer chatgpt-wecom "
         f"(this release knows up to {latest}): run that release, or restore the copy of data_dir made before "
         "the upgrade"
+    )
+
+    settings.database_path.write_bytes(b"not a database, " * 512)  # another file restored in its place
+    code, out, _ = await run_check("--config", str(config))
+    assert code == 1
+    assert the_line(out, "data_dir") == (
+        f"✗ data_dir: {settings.database_path} is damaged or is not a database (file is not a database): move it "
+        "away (the daemon then starts with an empty one) or restore it from a backup"
     )

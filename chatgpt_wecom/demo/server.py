@@ -30,7 +30,7 @@ from chatgpt_wecom.cli import setup_logging
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.control.site import ControlSocketError
 from chatgpt_wecom.daemon.main import serve
-from chatgpt_wecom.daemon.store.db import NewerDatabaseError
+from chatgpt_wecom.daemon.store.db import UnusableDatabaseError
 from chatgpt_wecom.demo import DEMO_ADMIN, DEMO_CORP_ID, demo_socket_path
 from chatgpt_wecom.demo.aibot import DemoAIBot
 from chatgpt_wecom.demo.ports import unused_port
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     except ControlSocketError as exc:
         print(f"chatgpt-wecom demo: {exc}", file=sys.stderr)
         return 1
-    except NewerDatabaseError as exc:
+    except UnusableDatabaseError as exc:
         print(f"chatgpt-wecom demo: database: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -23,6 +23,7 @@ import pytest
 from chatgpt_wecom.config import Settings
 from chatgpt_wecom.daemon.channels.base import Capabilities, Channel, MediaUnavailable, Outgoing
 from chatgpt_wecom.daemon.services import Services
+from chatgpt_wecom.daemon.store.db import UnusableDatabaseError
 from chatgpt_wecom.daemon.store.private import database_files
 from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 from tests.daemon_runner import FAST
@@ -125,7 +126,7 @@ async def test_a_database_that_cannot_be_opened_leaves_nothing_open(settings: Se
     settings.database_path.write_bytes(b"not a database, " * 512)  # e.g. another file restored in its place
     threads = set(threading.enumerate())
     with leak_watch() as reports:
-        with pytest.raises(sqlite3.DatabaseError):
+        with pytest.raises(UnusableDatabaseError, match="is damaged or is not a database"):
             await Services(settings, FAST).open()
         await no_new_threads(threads)
         assert descriptors_on(database_files(settings.database_path)) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chatgpt_wecom.daemon.store.db import Database, NewerDatabaseError, stored_schema
+from chatgpt_wecom.daemon.store.db import Database, NewerDatabaseError, UnusableDatabaseError, stored_schema
 from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 
 
@@ -150,7 +150,17 @@ async def test_the_stored_schema_is_read_without_making_any_file(tmp_path: Path)
     assert os.listdir(tmp_path) == ["db.sqlite3"]
 
 
-def test_the_stored_schema_of_something_unreadable_is_unknown(tmp_path: Path) -> None:
-    (tmp_path / "junk.sqlite3").write_bytes(b"not a database, " * 512)
-    assert stored_schema(tmp_path / "junk.sqlite3") is None
-    assert stored_schema(tmp_path / "missing.sqlite3") is None
+async def test_a_damaged_database_is_named_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "junk.sqlite3"
+    path.write_bytes(b"not a database, " * 512)
+    said = (
+        f"{path} is damaged or is not a database (file is not a database): move it away (the daemon then starts "
+        "with an empty one) or restore it from a backup"
+    )
+    with pytest.raises(UnusableDatabaseError) as refused:
+        await Database.open(path)
+    assert str(refused.value) == said
+    with pytest.raises(UnusableDatabaseError) as refused:
+        stored_schema(path)
+    assert str(refused.value) == said
+    assert stored_schema(tmp_path / "missing.sqlite3") is None  # not damage: nothing to read

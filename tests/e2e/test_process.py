@@ -8,11 +8,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from chatgpt_wecom.config import Settings
+from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 from tests.daemon_runner import AGENT_ID, DaemonProcess, make_settings, write_config
 from tests.fakes.model import FakeModel
 from tests.fakes.waiting import wait_until
@@ -224,3 +227,39 @@ def test_an_unusable_data_dir_is_one_line_and_exit_2(tmp_path: Path, settings: S
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("chatgpt-wecom: cannot use") and "data_dir" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _newer(path: Path) -> str:
+    """Rolled back after an upgrade without restoring data_dir: a schema this release does not know."""
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    return (
+        f"{path} is at schema version {len(MIGRATIONS) + 1}, from a newer chatgpt-wecom (this release knows up to "
+        f"{len(MIGRATIONS)}): run that release, or restore the copy of data_dir made before the upgrade"
+    )
+
+
+def _damaged(path: Path) -> str:
+    """Another file restored in its place, or a disk that lost it."""
+    path.write_bytes(b"not a database, " * 512)
+    return (
+        f"{path} is damaged or is not a database (file is not a database): move it away (the daemon then starts "
+        "with an empty one) or restore it from a backup"
+    )
+
+
+@pytest.mark.parametrize("make", [_newer, _damaged])
+def test_a_database_it_cannot_use_is_one_line_and_exit_2_and_stays_as_it_was(
+    make: Callable[[Path], str], tmp_path: Path, settings: Settings
+) -> None:
+    settings.data_dir.mkdir(mode=0o700, parents=True)
+    said = make(settings.database_path)
+    before = settings.database_path.read_bytes()
+    cfg = write_config(settings, tmp_path / "config.yml")
+    result = _cli("run", "--config", str(cfg), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr  # like a config error: restarting cannot help
+    assert result.stderr.splitlines()[-1] == f"chatgpt-wecom: database: {said}"
+    assert "Traceback" not in result.stderr
+    assert settings.database_path.read_bytes() == before
+    assert not settings.socket_path.exists()

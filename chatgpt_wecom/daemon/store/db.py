@@ -27,26 +27,44 @@ log = logging.getLogger(__name__)
 Row = aiosqlite.Row
 
 
-class NewerDatabaseError(Exception):
+class UnusableDatabaseError(Exception):
+    """The database file cannot be used as it is — damaged, not a database, or a newer release's: a restart cannot
+    help. The message names the file and what to do."""
+
+
+class NewerDatabaseError(UnusableDatabaseError):
     """The database was migrated by a newer release than this one: its schema is unknown here, so it is not used."""
 
 
-def newer_database(path: Path, version: int) -> str:
-    """Why a database at schema `version` (above this release's) is not used, and what to do."""
-    return (
+def newer_database(path: Path, version: int) -> NewerDatabaseError:
+    return NewerDatabaseError(
         f"{path} is at schema version {version}, from a newer chatgpt-wecom (this release knows up to "
         f"{len(MIGRATIONS)}): run that release, or restore the copy of data_dir made before the upgrade"
+    )
+
+
+def damaged(path: Path, exc: sqlite3.DatabaseError) -> UnusableDatabaseError | None:
+    """The error to report when `exc` says the file is not a database or is corrupt; None for other errors (a
+    full disk, a lock), which a later start may not meet."""
+    if exc.sqlite_errorcode not in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return None
+    return UnusableDatabaseError(
+        f"{path} is damaged or is not a database ({exc}): move it away (the daemon then starts with an empty one) "
+        "or restore it from a backup"
     )
 
 
 def stored_schema(path: Path) -> int | None:
     """The schema version in the database file at `path`, for `check`: read as an immutable file, so nothing is
     written and no -wal or -shm file is made (a `sudo check` must not leave files the daemon's user cannot open).
-    A running daemon's last minutes may still be in its -wal file; that is not read. None when unreadable."""
+    A running daemon's last minutes may still be in its -wal file; that is not read. None when it cannot be read
+    for another reason than damage (which raises UnusableDatabaseError)."""
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as conn:
             row = conn.execute("PRAGMA user_version").fetchone()
-    except sqlite3.Error:
+    except sqlite3.DatabaseError as exc:
+        if (unusable := damaged(path, exc)) is not None:
+            raise unusable from exc
         return None
     return int(row[0]) if row else None
 
@@ -70,14 +88,16 @@ class Database:
             row = await (await conn.execute("PRAGMA user_version")).fetchone()
             version = int(row[0]) if row else 0
             if version > len(MIGRATIONS):  # before anything is written to it
-                raise NewerDatabaseError(newer_database(path, version))
+                raise newer_database(path, version)
             # WAL: readers never block the writer. synchronous=FULL: a committed inbox row survives a power
             # cut, not only a crash — the callback is acked only after the commit.
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
                 await conn.execute(f"PRAGMA {pragma}")
             await db._migrate(version)
-        except BaseException:  # not a database, a newer release's, a failed migration: leave no connection behind
+        except BaseException as exc:  # not a database, a newer release's, a failed migration: leave no connection
             await db.close()
+            if isinstance(exc, sqlite3.DatabaseError) and (unusable := damaged(path, exc)) is not None:
+                raise unusable from exc
             raise
         return db
 
