@@ -8,12 +8,11 @@ writes inside another's open transaction on the shared connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ def stored_schema(path: Path) -> int | None:
     A running daemon's last minutes may still be in its -wal file; that is not read. None when it cannot be read
     for another reason than damage (which raises UnusableDatabaseError)."""
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as conn:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as conn:
             row = conn.execute("PRAGMA user_version").fetchone()
     except sqlite3.DatabaseError as exc:
         if (unusable := damaged(path, exc)) is not None:
