@@ -40,7 +40,7 @@ from chatgpt_wecom.daemon.channels.registry import channel_checks
 from chatgpt_wecom.daemon.control.site import MAX_SOCKET_PATH
 from chatgpt_wecom.daemon.model.client import ModelClient, ModelError, ModelTimeoutError
 from chatgpt_wecom.daemon.model.http import first_token_wait
-from chatgpt_wecom.daemon.store.db import UnusableDatabaseError, newer_database, stored_schema
+from chatgpt_wecom.daemon.store.db import UnusableDatabaseError, stored_schema
 from chatgpt_wecom.daemon.store.schema import MIGRATIONS
 
 __all__ = ["CheckResult", "run_checks"]
@@ -183,14 +183,12 @@ def _data_dir(data_dir: Path) -> CheckResult:
     if not os.access(database, os.R_OK | os.W_OK):
         return _fail(name, f"{database} is not writable by this user; run as the daemon's user")
     try:
-        version, latest = stored_schema(database), len(MIGRATIONS)
-    except UnusableDatabaseError as exc:
+        version = stored_schema(database)
+    except UnusableDatabaseError as exc:  # damaged, or a newer release's
         return _fail(name, str(exc))
-    if version is not None and version > latest:
-        return _fail(name, str(newer_database(database, version)))
-    if version is not None and 0 < version < latest:
+    if version is not None and 0 < version < len(MIGRATIONS):
         return _pass(name, f"{data_dir} is writable; the next start upgrades the database from schema version "
-                           f"{version} to {latest} (copy {data_dir} first to be able to go back)")  # fmt: skip
+                           f"{version} to {len(MIGRATIONS)} (copy {data_dir} first to be able to go back)")  # fmt: skip
     return _pass(name, f"{data_dir} is writable")
 
 

@@ -35,11 +35,14 @@ class NewerDatabaseError(UnusableDatabaseError):
     """The database was migrated by a newer release than this one: its schema is unknown here, so it is not used."""
 
 
-def newer_database(path: Path, version: int) -> NewerDatabaseError:
-    return NewerDatabaseError(
-        f"{path} is at schema version {version}, from a newer chatgpt-wecom (this release knows up to "
-        f"{len(MIGRATIONS)}): run that release, or restore the copy of data_dir made before the upgrade"
-    )
+def known_schema(path: Path, version: int) -> int:
+    """`version`, the schema version read from `path`, when this release knows it; else NewerDatabaseError."""
+    if version > len(MIGRATIONS):
+        raise NewerDatabaseError(
+            f"{path} is at schema version {version}, from a newer chatgpt-wecom (this release knows up to "
+            f"{len(MIGRATIONS)}): run that release, or restore the copy of data_dir made before the upgrade"
+        )
+    return version
 
 
 def damaged(path: Path, exc: sqlite3.DatabaseError) -> UnusableDatabaseError | None:
@@ -56,8 +59,8 @@ def damaged(path: Path, exc: sqlite3.DatabaseError) -> UnusableDatabaseError | N
 def stored_schema(path: Path) -> int | None:
     """The schema version in the database file at `path`, for `check`: read as an immutable file, so nothing is
     written and no -wal or -shm file is made (a `sudo check` must not leave files the daemon's user cannot open).
-    A running daemon's last minutes may still be in its -wal file; that is not read. None when it cannot be read
-    for another reason than damage (which raises UnusableDatabaseError)."""
+    A running daemon's last minutes may still be in its -wal file; that is not read. A damaged file or a newer
+    release's schema raises UnusableDatabaseError; None when it cannot be read for another reason."""
     try:
         with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as conn:
             row = conn.execute("PRAGMA user_version").fetchone()
@@ -65,7 +68,7 @@ def stored_schema(path: Path) -> int | None:
         if (unusable := damaged(path, exc)) is not None:
             raise unusable from exc
         return None
-    return int(row[0]) if row else None
+    return known_schema(path, int(row[0])) if row else None
 
 
 class Database:
@@ -85,9 +88,7 @@ class Database:
         try:
             conn.row_factory = aiosqlite.Row
             row = await (await conn.execute("PRAGMA user_version")).fetchone()
-            version = int(row[0]) if row else 0
-            if version > len(MIGRATIONS):  # before anything is written to it
-                raise newer_database(path, version)
+            version = known_schema(path, int(row[0]) if row else 0)  # before anything is written to it
             # WAL: readers never block the writer. synchronous=FULL: a committed inbox row survives a power
             # cut, not only a crash — the callback is acked only after the commit.
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
